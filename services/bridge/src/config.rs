@@ -1,0 +1,605 @@
+//! sck-bridge settings: every one an env var with a default and a `--help` line.
+//!
+//! [`Args`] is what clap parses; [`Args::validate`] turns it into a [`Config`] and holds every
+//! rule that can reject a start-up (production requirements, bad combinations), so those rules
+//! are unit-tested without touching the process environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use sck_core::runtime::telemetry::LogFormat;
+
+/// Forwards Smart Citizen Kit MQTT messages to Kafka, at least once: a message is acknowledged
+/// to the MQTT broker only after Kafka has acknowledged its record.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sck-bridge", version)]
+pub struct Args {
+    /// Deployment environment. In `production`, MQTT_HOST and MQTT_CLIENT must be set explicitly.
+    #[arg(long, env = "APP_ENV", default_value = "development")]
+    pub app_env: String,
+
+    /// MQTT broker host [default: 127.0.0.1; required when APP_ENV=production].
+    #[arg(long, env = "MQTT_HOST")]
+    pub mqtt_host: Option<String>,
+
+    /// MQTT broker port.
+    #[arg(long, env = "MQTT_PORT", default_value_t = 1883)]
+    pub mqtt_port: u16,
+
+    /// MQTT client id prefix; `-<MQTT_CLIENT_SUFFIX>` is appended so each instance has its own
+    /// stable session [default: sck-bridge; required when APP_ENV=production].
+    #[arg(long, env = "MQTT_CLIENT")]
+    pub mqtt_client: Option<String>,
+
+    /// Per-instance client id suffix [default: the hostname, i.e. the pod name]. Keep it stable
+    /// across restarts (StatefulSet) so a restarted bridge resumes its persistent session.
+    #[arg(long, env = "MQTT_CLIENT_SUFFIX")]
+    pub mqtt_client_suffix: Option<String>,
+
+    /// MQTT username (optional).
+    #[arg(long, env = "MQTT_USERNAME")]
+    pub mqtt_username: Option<String>,
+
+    /// MQTT password (never logged).
+    #[arg(long, env = "MQTT_PASSWORD", hide_env_values = true)]
+    pub mqtt_password: Option<String>,
+
+    /// Connect to the MQTT broker over TLS.
+    #[arg(long, env = "MQTT_TLS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub mqtt_tls: bool,
+
+    /// PEM file of the CA that signed the broker's certificate [default: the system's roots].
+    #[arg(long, env = "MQTT_CA_FILE")]
+    pub mqtt_ca_file: Option<PathBuf>,
+
+    /// MQTT keep-alive interval, seconds.
+    #[arg(long, env = "MQTT_KEEP_ALIVE_SECS", default_value_t = 30)]
+    pub mqtt_keep_alive_secs: u64,
+
+    /// Shared-subscription group: subscriptions are `$share/<group>/<filter>`.
+    #[arg(long, env = "MQTT_SHARED_GROUP", default_value = "sck-bridge")]
+    pub mqtt_shared_group: String,
+
+    /// Subscribe with EMQX's legacy `$queue/<filter>` form instead of `$share/<group>/…`.
+    #[arg(long, env = "MQTT_QUEUE_SUBSCRIPTION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub mqtt_queue_subscription: bool,
+
+    /// Comma-separated MQTT filters to subscribe to [default: device/sck/+/readings,
+    /// device/sck/+/readings/raw, device/sck/+/hello, device/sck/+/info, device/inventory and
+    /// the same five under bridge/].
+    #[arg(long, env = "MQTT_TOPICS", value_delimiter = ',')]
+    pub mqtt_topics: Vec<String>,
+
+    /// Largest payload forwarded as data; larger ones are dead-lettered as `too_large`.
+    #[arg(long, env = "MAX_PAYLOAD_BYTES", default_value_t = 256 * 1024)]
+    pub max_payload_bytes: usize,
+
+    /// Messages received but not yet acknowledged by Kafka, at most. When reached, the bridge
+    /// stops reading from MQTT and the broker keeps the rest queued in the session.
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 10_000)]
+    pub max_in_flight: usize,
+
+    /// On SIGTERM, how long to wait for outstanding Kafka acks before disconnecting, seconds.
+    #[arg(long, env = "DRAIN_TIMEOUT_SECS", default_value_t = 20)]
+    pub drain_timeout_secs: u64,
+
+    /// Kafka bootstrap servers, comma-separated host:port.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+
+    /// Topic for both readings formats.
+    #[arg(long, env = "KAFKA_READINGS_TOPIC", default_value = "sck.readings")]
+    pub kafka_readings_topic: String,
+
+    /// Topic for hello / info / inventory messages.
+    #[arg(long, env = "KAFKA_EVENTS_TOPIC", default_value = "sck.device-events")]
+    pub kafka_events_topic: String,
+
+    /// Dead-letter topic (records carry an `error` header with the reason).
+    #[arg(long, env = "KAFKA_DLQ_TOPIC", default_value = "sck.dead-letter")]
+    pub kafka_dlq_topic: String,
+
+    /// Producer compression codec: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, env = "KAFKA_COMPRESSION", default_value = "lz4")]
+    pub kafka_compression: String,
+
+    /// Producer linger (batching delay), milliseconds.
+    #[arg(long, env = "KAFKA_LINGER_MS", default_value_t = 5)]
+    pub kafka_linger_ms: u64,
+
+    /// How long librdkafka retries one record before reporting failure, milliseconds. The
+    /// bridge then produces it again (with backoff): a record is never given up on.
+    #[arg(long, env = "KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub kafka_message_timeout_ms: u64,
+
+    /// Kafka security.protocol: plaintext, ssl, sasl_plaintext or sasl_ssl.
+    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL", default_value = "plaintext")]
+    pub kafka_security_protocol: String,
+
+    /// SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when SASL is used.
+    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
+    pub kafka_sasl_mechanism: Option<String>,
+
+    /// SASL username.
+    #[arg(long, env = "KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+
+    /// SASL password (never logged).
+    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<String>,
+
+    /// PEM file of the CA for Kafka TLS [default: the system's roots].
+    #[arg(long, env = "KAFKA_SSL_CA_FILE")]
+    pub kafka_ssl_ca_file: Option<PathBuf>,
+
+    /// Create the three topics at start if missing (brokers that do not auto-create, e.g. tansu).
+    #[arg(long, env = "KAFKA_CREATE_TOPICS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub kafka_create_topics: bool,
+
+    /// Partitions of topics created by KAFKA_CREATE_TOPICS (decoders scale up to this many).
+    #[arg(long, env = "KAFKA_TOPIC_PARTITIONS", default_value_t = 12)]
+    pub kafka_topic_partitions: i32,
+
+    /// Replication factor of topics created by KAFKA_CREATE_TOPICS.
+    #[arg(long, env = "KAFKA_TOPIC_REPLICATION", default_value_t = 1)]
+    pub kafka_topic_replication: i32,
+
+    /// Address of the /metrics, /healthz and /readyz endpoints.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:9000")]
+    pub metrics_addr: SocketAddr,
+
+    /// Log format: text or json (filter with RUST_LOG, default info).
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Kafka connection security, passed through to librdkafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSecurity {
+    pub protocol: String,
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<String>,
+    pub ssl_ca_file: Option<PathBuf>,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mqtt_host: String,
+    pub mqtt_port: u16,
+    pub client_id: String,
+    pub mqtt_credentials: Option<(String, String)>,
+    pub mqtt_tls: bool,
+    pub mqtt_ca_file: Option<PathBuf>,
+    pub mqtt_keep_alive: Duration,
+    /// Full subscription filters, `$share/…` or `$queue/…` already applied.
+    pub subscriptions: Vec<String>,
+    pub max_payload_bytes: usize,
+    pub max_in_flight: usize,
+    pub drain_timeout: Duration,
+    pub kafka_brokers: String,
+    pub readings_topic: String,
+    pub events_topic: String,
+    pub dlq_topic: String,
+    pub compression: String,
+    pub linger_ms: u64,
+    pub message_timeout_ms: u64,
+    pub security: KafkaSecurity,
+    pub create_topics: Option<(i32, i32)>,
+    pub metrics_addr: SocketAddr,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} must be set when APP_ENV=production")]
+    RequiredInProduction(&'static str),
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    #[error("{name} must be at least {min}, got {got}")]
+    TooSmall {
+        name: &'static str,
+        min: u64,
+        got: u64,
+    },
+    #[error("MQTT_TOPICS entry `{0}` is not a valid filter")]
+    BadFilter(String),
+    #[error("MQTT_USERNAME and MQTT_PASSWORD must be set together")]
+    HalfCredentials,
+    #[error("KAFKA_COMPRESSION must be one of none, gzip, snappy, lz4, zstd; got `{0}`")]
+    BadCompression(String),
+    #[error("KAFKA_SECURITY_PROTOCOL must be one of plaintext, ssl, sasl_plaintext, sasl_ssl; got `{0}`")]
+    BadSecurityProtocol(String),
+    #[error(
+        "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with {0}"
+    )]
+    SaslIncomplete(String),
+    #[error("MQTT_CA_FILE is set but MQTT_TLS is off")]
+    CaWithoutTls,
+}
+
+const DEFAULT_MQTT_HOST: &str = "127.0.0.1";
+const DEFAULT_MQTT_CLIENT: &str = "sck-bridge";
+
+impl Args {
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let production = self.app_env.eq_ignore_ascii_case("production");
+        let mqtt_host = required(self.mqtt_host, "MQTT_HOST", DEFAULT_MQTT_HOST, production)?;
+        let client = required(
+            self.mqtt_client,
+            "MQTT_CLIENT",
+            DEFAULT_MQTT_CLIENT,
+            production,
+        )?;
+        let suffix = self
+            .mqtt_client_suffix
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(sck_core::runtime::hostname);
+        let client_id = format!("{client}-{suffix}");
+
+        let mqtt_credentials = match (self.mqtt_username, self.mqtt_password) {
+            (Some(u), Some(p)) => Some((u, p)),
+            (None, None) => None,
+            _ => return Err(ConfigError::HalfCredentials),
+        };
+        if self.mqtt_ca_file.is_some() && !self.mqtt_tls {
+            return Err(ConfigError::CaWithoutTls);
+        }
+        if self.mqtt_shared_group.is_empty() && !self.mqtt_queue_subscription {
+            return Err(ConfigError::Empty("MQTT_SHARED_GROUP"));
+        }
+        let filters: Vec<String> = if self.mqtt_topics.is_empty() {
+            sck_core::topic::default_filters()
+        } else {
+            self.mqtt_topics
+                .into_iter()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect()
+        };
+        if filters.is_empty() {
+            return Err(ConfigError::Empty("MQTT_TOPICS"));
+        }
+        for f in &filters {
+            if !valid_filter(f) {
+                return Err(ConfigError::BadFilter(f.clone()));
+            }
+        }
+        let subscriptions = filters
+            .iter()
+            .map(|f| {
+                if self.mqtt_queue_subscription {
+                    format!("$queue/{f}")
+                } else {
+                    format!("$share/{}/{f}", self.mqtt_shared_group)
+                }
+            })
+            .collect();
+
+        at_least("MAX_IN_FLIGHT", self.max_in_flight as u64, 1)?;
+        at_least("MAX_PAYLOAD_BYTES", self.max_payload_bytes as u64, 1)?;
+        at_least("MQTT_KEEP_ALIVE_SECS", self.mqtt_keep_alive_secs, 5)?;
+        at_least(
+            "KAFKA_TOPIC_PARTITIONS",
+            self.kafka_topic_partitions.max(0) as u64,
+            1,
+        )?;
+        at_least(
+            "KAFKA_TOPIC_REPLICATION",
+            self.kafka_topic_replication.max(0) as u64,
+            1,
+        )?;
+        for (name, value) in [
+            ("KAFKA_BROKERS", &self.kafka_brokers),
+            ("KAFKA_READINGS_TOPIC", &self.kafka_readings_topic),
+            ("KAFKA_EVENTS_TOPIC", &self.kafka_events_topic),
+            ("KAFKA_DLQ_TOPIC", &self.kafka_dlq_topic),
+        ] {
+            if value.trim().is_empty() {
+                return Err(ConfigError::Empty(name));
+            }
+        }
+        let compression = self.kafka_compression.to_ascii_lowercase();
+        if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&compression.as_str()) {
+            return Err(ConfigError::BadCompression(self.kafka_compression));
+        }
+        let protocol = self.kafka_security_protocol.to_ascii_lowercase();
+        if !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"].contains(&protocol.as_str()) {
+            return Err(ConfigError::BadSecurityProtocol(
+                self.kafka_security_protocol,
+            ));
+        }
+        if protocol.starts_with("sasl")
+            && (self.kafka_sasl_mechanism.is_none()
+                || self.kafka_sasl_username.is_none()
+                || self.kafka_sasl_password.is_none())
+        {
+            return Err(ConfigError::SaslIncomplete(protocol));
+        }
+
+        Ok(Config {
+            mqtt_host,
+            mqtt_port: self.mqtt_port,
+            client_id,
+            mqtt_credentials,
+            mqtt_tls: self.mqtt_tls,
+            mqtt_ca_file: self.mqtt_ca_file,
+            mqtt_keep_alive: Duration::from_secs(self.mqtt_keep_alive_secs),
+            subscriptions,
+            max_payload_bytes: self.max_payload_bytes,
+            max_in_flight: self.max_in_flight,
+            drain_timeout: Duration::from_secs(self.drain_timeout_secs),
+            kafka_brokers: self.kafka_brokers,
+            readings_topic: self.kafka_readings_topic,
+            events_topic: self.kafka_events_topic,
+            dlq_topic: self.kafka_dlq_topic,
+            compression,
+            linger_ms: self.kafka_linger_ms,
+            message_timeout_ms: self.kafka_message_timeout_ms,
+            security: KafkaSecurity {
+                protocol,
+                sasl_mechanism: self.kafka_sasl_mechanism,
+                sasl_username: self.kafka_sasl_username,
+                sasl_password: self.kafka_sasl_password,
+                ssl_ca_file: self.kafka_ssl_ca_file,
+            },
+            create_topics: self
+                .kafka_create_topics
+                .then_some((self.kafka_topic_partitions, self.kafka_topic_replication)),
+            metrics_addr: self.metrics_addr,
+        })
+    }
+}
+
+fn required(
+    value: Option<String>,
+    name: &'static str,
+    default: &str,
+    production: bool,
+) -> Result<String, ConfigError> {
+    match value.filter(|v| !v.trim().is_empty()) {
+        Some(v) => Ok(v),
+        None if production => Err(ConfigError::RequiredInProduction(name)),
+        None => Ok(default.to_string()),
+    }
+}
+
+fn at_least(name: &'static str, got: u64, min: u64) -> Result<(), ConfigError> {
+    if got < min {
+        return Err(ConfigError::TooSmall { name, min, got });
+    }
+    Ok(())
+}
+
+/// MQTT filter syntax: `+` and `#` only as whole levels, `#` only last, no `$` prefixes of ours.
+fn valid_filter(filter: &str) -> bool {
+    if filter.starts_with('$') || filter.contains('\0') {
+        return false;
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    levels.iter().enumerate().all(|(i, level)| match *level {
+        "+" => true,
+        "#" => i == levels.len() - 1,
+        l => !l.contains('+') && !l.contains('#'),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parsed from explicit arguments, then the env-dependent fields are reset, so these tests do
+    /// not depend on the environment they run in.
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec!["sck-bridge"];
+        argv.extend_from_slice(extra);
+        let mut a = Args::try_parse_from(argv).expect("parse");
+        if !extra.iter().any(|e| e.starts_with("--app-env")) {
+            a.app_env = "development".into();
+        }
+        for (flag, field) in [
+            ("--mqtt-host", &mut a.mqtt_host),
+            ("--mqtt-client", &mut a.mqtt_client),
+            ("--mqtt-username", &mut a.mqtt_username),
+            ("--mqtt-password", &mut a.mqtt_password),
+        ] {
+            if !extra.iter().any(|e| e.starts_with(&format!("{flag}="))) {
+                *field = None;
+            }
+        }
+        if !extra.iter().any(|e| e.starts_with("--mqtt-topics")) {
+            a.mqtt_topics.clear();
+        }
+        a.mqtt_client_suffix = Some("pod-0".into());
+        a.mqtt_ca_file = None;
+        a.mqtt_tls = extra.contains(&"--mqtt-tls=true");
+        a.mqtt_queue_subscription = extra.contains(&"--mqtt-queue-subscription=true");
+        a.kafka_security_protocol = "plaintext".into();
+        a
+    }
+
+    #[test]
+    fn development_defaults_work() {
+        let c = args(&[]).validate().expect("valid");
+        assert_eq!(c.mqtt_host, "127.0.0.1");
+        assert_eq!(c.client_id, "sck-bridge-pod-0");
+        assert_eq!(c.subscriptions.len(), 10);
+        assert!(c
+            .subscriptions
+            .contains(&"$share/sck-bridge/device/sck/+/readings".to_string()));
+        assert!(c
+            .subscriptions
+            .contains(&"$share/sck-bridge/bridge/device/inventory".to_string()));
+        assert_eq!(c.max_in_flight, 10_000);
+        assert_eq!(c.max_payload_bytes, 256 * 1024);
+        assert_eq!(c.readings_topic, "sck.readings");
+        assert_eq!(c.events_topic, "sck.device-events");
+        assert_eq!(c.dlq_topic, "sck.dead-letter");
+        assert_eq!(c.create_topics, None);
+    }
+
+    #[test]
+    fn production_requires_host_and_client() {
+        let err = args(&["--app-env=production"]).validate().unwrap_err();
+        assert_eq!(err, ConfigError::RequiredInProduction("MQTT_HOST"));
+        assert_eq!(
+            err.to_string(),
+            "MQTT_HOST must be set when APP_ENV=production"
+        );
+
+        let err = args(&["--app-env=production", "--mqtt-host=emqx"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(err, ConfigError::RequiredInProduction("MQTT_CLIENT"));
+
+        let c = args(&[
+            "--app-env=production",
+            "--mqtt-host=emqx",
+            "--mqtt-client=b",
+        ])
+        .validate()
+        .expect("valid");
+        assert_eq!(
+            (c.mqtt_host.as_str(), c.client_id.as_str()),
+            ("emqx", "b-pod-0")
+        );
+    }
+
+    #[test]
+    fn queue_form_and_topic_override() {
+        let c = args(&[
+            "--mqtt-queue-subscription=true",
+            "--mqtt-topics=device/sck/+/readings, device/inventory",
+        ])
+        .validate()
+        .expect("valid");
+        assert_eq!(
+            c.subscriptions,
+            ["$queue/device/sck/+/readings", "$queue/device/inventory"]
+        );
+        let c = args(&["--mqtt-shared-group=g2", "--mqtt-topics=a/#"])
+            .validate()
+            .expect("valid");
+        assert_eq!(c.subscriptions, ["$share/g2/a/#"]);
+    }
+
+    #[test]
+    fn rejects_bad_settings_with_clear_errors() {
+        let cases: Vec<(Vec<&str>, ConfigError)> = vec![
+            (
+                vec!["--max-in-flight=0"],
+                ConfigError::TooSmall {
+                    name: "MAX_IN_FLIGHT",
+                    min: 1,
+                    got: 0,
+                },
+            ),
+            (
+                vec!["--mqtt-keep-alive-secs=1"],
+                ConfigError::TooSmall {
+                    name: "MQTT_KEEP_ALIVE_SECS",
+                    min: 5,
+                    got: 1,
+                },
+            ),
+            (
+                vec!["--mqtt-topics=a/#/b"],
+                ConfigError::BadFilter("a/#/b".into()),
+            ),
+            (
+                vec!["--mqtt-topics=a+/b"],
+                ConfigError::BadFilter("a+/b".into()),
+            ),
+            (
+                vec!["--mqtt-topics=$share/x/y"],
+                ConfigError::BadFilter("$share/x/y".into()),
+            ),
+            (vec!["--mqtt-username=u"], ConfigError::HalfCredentials),
+            (
+                vec!["--kafka-compression=brotli"],
+                ConfigError::BadCompression("brotli".into()),
+            ),
+            (
+                vec!["--kafka-brokers= "],
+                ConfigError::Empty("KAFKA_BROKERS"),
+            ),
+            (
+                vec!["--mqtt-shared-group="],
+                ConfigError::Empty("MQTT_SHARED_GROUP"),
+            ),
+            (
+                vec!["--kafka-topic-partitions=0"],
+                ConfigError::TooSmall {
+                    name: "KAFKA_TOPIC_PARTITIONS",
+                    min: 1,
+                    got: 0,
+                },
+            ),
+        ];
+        for (argv, want) in cases {
+            assert_eq!(args(&argv).validate().unwrap_err(), want, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn sasl_needs_mechanism_and_credentials() {
+        let mut a = args(&[]);
+        a.kafka_security_protocol = "SASL_SSL".into();
+        a.kafka_sasl_mechanism = None;
+        a.kafka_sasl_username = None;
+        a.kafka_sasl_password = None;
+        assert_eq!(
+            a.clone().validate().unwrap_err(),
+            ConfigError::SaslIncomplete("sasl_ssl".into())
+        );
+        a.kafka_sasl_mechanism = Some("SCRAM-SHA-512".into());
+        a.kafka_sasl_username = Some("u".into());
+        a.kafka_sasl_password = Some("p".into());
+        assert_eq!(a.validate().expect("valid").security.protocol, "sasl_ssl");
+    }
+
+    #[test]
+    fn ca_file_needs_tls() {
+        let mut a = args(&[]);
+        a.mqtt_ca_file = Some("/ca.pem".into());
+        assert_eq!(a.validate().unwrap_err(), ConfigError::CaWithoutTls);
+    }
+
+    #[test]
+    fn create_topics_carries_partitions_and_replication() {
+        let c = args(&["--kafka-create-topics=true", "--kafka-topic-partitions=6"])
+            .validate()
+            .expect("valid");
+        assert_eq!(c.create_topics, Some((6, 1)));
+    }
+
+    #[test]
+    fn help_documents_every_env_var() {
+        use clap::CommandFactory;
+        let help = Args::command().render_long_help().to_string();
+        for var in [
+            "APP_ENV",
+            "MQTT_HOST",
+            "MQTT_PORT",
+            "MQTT_CLIENT",
+            "MQTT_USERNAME",
+            "MQTT_PASSWORD",
+            "MQTT_TLS",
+            "MQTT_CA_FILE",
+            "MQTT_SHARED_GROUP",
+            "MQTT_TOPICS",
+            "MAX_IN_FLIGHT",
+            "MAX_PAYLOAD_BYTES",
+            "KAFKA_BROKERS",
+            "KAFKA_READINGS_TOPIC",
+            "KAFKA_EVENTS_TOPIC",
+            "KAFKA_DLQ_TOPIC",
+            "METRICS_ADDR",
+            "LOG_FORMAT",
+        ] {
+            assert!(help.contains(&format!("[env: {var}")), "--help lacks {var}");
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The Kafka record contract between sck-bridge (writer) and sck-decoder (reader).
+//!
+//! One MQTT message becomes one Kafka record: key = device token (per-device ordering), value =
+//! the MQTT payload byte for byte, and headers that carry what the payload does not: the MQTT
+//! topic (the decoder derives the format from it), when the bridge received it, and which bridge.
+//! Messages that cannot be forwarded as data go to the dead-letter topic with an `error` header.
+
+use crate::topic::{self, Kind};
+
+pub const HEADER_MQTT_TOPIC: &str = "mqtt_topic";
+pub const HEADER_RECEIVED_AT_MS: &str = "received_at_ms";
+pub const HEADER_BRIDGE_ID: &str = "bridge_id";
+/// Dead-letter records only: the reason (`too_large`, `unknown_topic`, `empty_token`, …).
+pub const HEADER_ERROR: &str = "error";
+/// Dead-letter records of `too_large` payloads: the original size in bytes (the value is cut).
+pub const HEADER_PAYLOAD_BYTES: &str = "payload_bytes";
+
+/// The dead-letter reason for a payload over the size limit.
+pub const REASON_TOO_LARGE: &str = "too_large";
+
+/// Which of the three Kafka topics a record goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    Readings,
+    Events,
+    DeadLetter,
+}
+
+/// A Kafka record ready to be produced, borrowing from the MQTT message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    pub destination: Destination,
+    /// The routed kind, when the topic could be routed (a `too_large` payload may still have one).
+    pub kind: Option<Kind>,
+    pub key: Option<&'a str>,
+    pub value: &'a [u8],
+    /// Set for dead-letter records.
+    pub error: Option<&'static str>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// What the bridge knows about a message besides its topic and payload.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    pub received_at_ms: i64,
+    pub bridge_id: &'a str,
+    /// Payloads longer than this are dead-lettered as `too_large`, cut to this length.
+    pub max_payload_bytes: usize,
+}
+
+/// Builds the record for one MQTT message. Pure: the bridge's only decision about a message.
+pub fn envelope<'a>(topic: &'a str, payload: &'a [u8], rx: Received<'_>) -> Envelope<'a> {
+    let routed = topic::route(topic);
+    let kind = routed.ok().map(|r| r.kind);
+    let key = routed.ok().and_then(|r| r.token);
+    let mut headers = vec![
+        (HEADER_MQTT_TOPIC, topic.to_string()),
+        (HEADER_RECEIVED_AT_MS, rx.received_at_ms.to_string()),
+        (HEADER_BRIDGE_ID, rx.bridge_id.to_string()),
+    ];
+    let (destination, error, value) = if payload.len() > rx.max_payload_bytes {
+        headers.push((HEADER_PAYLOAD_BYTES, payload.len().to_string()));
+        (
+            Destination::DeadLetter,
+            Some(REASON_TOO_LARGE),
+            &payload[..rx.max_payload_bytes],
+        )
+    } else {
+        match routed {
+            Ok(r) if r.kind.is_reading() => (Destination::Readings, None, payload),
+            Ok(_) => (Destination::Events, None, payload),
+            Err(e) => (Destination::DeadLetter, Some(e.reason()), payload),
+        }
+    };
+    if let Some(reason) = error {
+        headers.push((HEADER_ERROR, reason.to_string()));
+    }
+    Envelope {
+        destination,
+        kind,
+        key,
+        value,
+        error,
+        headers,
+    }
+}
+
+/// Looks a header up in a record's headers (as the decoder sees them).
+pub fn header<'h, I>(headers: I, name: &str) -> Option<&'h [u8]>
+where
+    I: IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
+{
+    headers
+        .into_iter()
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RX: Received<'static> = Received {
+        received_at_ms: 1_700_000_000_123,
+        bridge_id: "sck-bridge-pod-1",
+        max_payload_bytes: 16,
+    };
+
+    fn header_of<'e>(e: &'e Envelope<'_>, name: &str) -> Option<&'e str> {
+        e.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn readings_go_to_the_readings_topic_keyed_by_token_payload_unchanged() {
+        for topic in [
+            "device/sck/tok1/readings",
+            "bridge/device/sck/tok1/readings/raw",
+        ] {
+            let payload = b"{t:x,1:2}";
+            let e = envelope(topic, payload, RX);
+            assert_eq!(e.destination, Destination::Readings);
+            assert_eq!(e.key, Some("tok1"));
+            assert_eq!(e.value, payload);
+            assert_eq!(e.error, None);
+            assert_eq!(header_of(&e, HEADER_MQTT_TOPIC), Some(topic));
+            assert_eq!(header_of(&e, HEADER_RECEIVED_AT_MS), Some("1700000000123"));
+            assert_eq!(header_of(&e, HEADER_BRIDGE_ID), Some("sck-bridge-pod-1"));
+            assert_eq!(header_of(&e, HEADER_ERROR), None);
+        }
+    }
+
+    #[test]
+    fn hello_info_inventory_are_events() {
+        let e = envelope("device/sck/tok2/hello", b"hi", RX);
+        assert_eq!(
+            (e.destination, e.key, e.kind),
+            (Destination::Events, Some("tok2"), Some(Kind::Hello))
+        );
+        let e = envelope("device/sck/tok2/info", b"{}", RX);
+        assert_eq!(
+            (e.destination, e.kind),
+            (Destination::Events, Some(Kind::Info))
+        );
+        let e = envelope("device/inventory", b"{}", RX);
+        assert_eq!(
+            (e.destination, e.key, e.kind),
+            (Destination::Events, None, Some(Kind::Inventory))
+        );
+    }
+
+    #[test]
+    fn unroutable_topics_are_dead_lettered_with_a_reason() {
+        let e = envelope("device/sck//readings", b"x", RX);
+        assert_eq!(e.destination, Destination::DeadLetter);
+        assert_eq!(e.error, Some("empty_token"));
+        assert_eq!(header_of(&e, HEADER_ERROR), Some("empty_token"));
+        assert_eq!(e.value, b"x");
+
+        let e = envelope("somewhere/else", b"y", RX);
+        assert_eq!(
+            (e.destination, e.error, e.key),
+            (Destination::DeadLetter, Some("unknown_topic"), None)
+        );
+    }
+
+    #[test]
+    fn payload_at_the_limit_passes_and_over_it_is_dead_lettered_cut() {
+        let at = [b'a'; 16];
+        assert_eq!(
+            envelope("device/sck/t/readings", &at, RX).destination,
+            Destination::Readings
+        );
+
+        let over = [b'b'; 17];
+        let e = envelope("device/sck/t/readings", &over, RX);
+        assert_eq!(e.destination, Destination::DeadLetter);
+        assert_eq!(e.error, Some(REASON_TOO_LARGE));
+        assert_eq!(e.value.len(), 16);
+        assert_eq!(e.key, Some("t"));
+        assert_eq!(header_of(&e, HEADER_PAYLOAD_BYTES), Some("17"));
+    }
+
+    #[test]
+    fn header_lookup_finds_by_name() {
+        let hs = [
+            ("a", Some(&b"1"[..])),
+            ("mqtt_topic", Some(&b"t"[..])),
+            ("n", None),
+        ];
+        assert_eq!(header(hs, HEADER_MQTT_TOPIC), Some(&b"t"[..]));
+        assert_eq!(header(hs, "n"), None);
+        assert_eq!(header(hs, "missing"), None);
+    }
+}

@@ -1,0 +1,45 @@
+//! Runtime helpers shared by the service binaries (feature `runtime`).
+//!
+//! Kept apart from the domain on purpose: this is the only part of sck-core that knows about
+//! tokio, axum, prometheus or tracing-subscriber.
+
+pub mod http;
+pub mod telemetry;
+
+use crate::backoff::Backoff;
+
+/// Sleeps for the jittered backoff delay of `attempt`.
+pub async fn backoff_sleep(backoff: &Backoff, attempt: u32) {
+    tokio::time::sleep(backoff.delay(attempt, fastrand::f64())).await;
+}
+
+/// This host's name: `HOSTNAME` (set in every Kubernetes pod) or the kernel's.
+pub fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops this process");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
