@@ -4,7 +4,7 @@
 #   scripts/stack.sh up              install what is missing, start what is not running, wait, write .stack/env
 #   scripts/stack.sh down            stop only what `up` started (by pid file)
 #   scripts/stack.sh status          one line per component
-#   scripts/stack.sh start|stop C    one component: mosquitto | kafka | clickhouse
+#   scripts/stack.sh start|stop|kill C   one component (kill = SIGKILL, a crash): mosquitto | kafka | clickhouse
 #   scripts/stack.sh create-topics   the three pipeline topics (idempotent)
 #   scripts/stack.sh check-drops     fail if Mosquitto logged dropped messages
 #   scripts/stack.sh install         install packages and tansu only
@@ -104,11 +104,11 @@ spawn() { # name workdir command... ; starts detached, records pid
   echo $! >"$(pidfile "$name")"
 }
 
-stop_one() {
-  local name=$1 pf; pf=$(pidfile "$1")
+stop_one() { # name [signal]
+  local name=$1 sig=${2:-TERM} pf; pf=$(pidfile "$1")
   if ! running "$name"; then rm -f "$pf"; return 0; fi
   local pid; pid=$(cat "$pf")
-  kill -TERM "$pid" 2>/dev/null || true
+  kill "-$sig" "$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$pid" 2>/dev/null; then
     log "$name did not stop on SIGTERM within 10 s; sending SIGKILL"
@@ -274,6 +274,7 @@ case "$cmd" in
   is-up) running mosquitto && running kafka && running clickhouse ;;
   start) start_component "${2:?component}" ;;
   stop) stop_one "${2:?component}" ;;
+  kill) stop_one "${2:?component}" KILL ;;
   create-topics) create_topics ;;
   check-drops)
     if grep -i "dropped\|drop" "$STACK/logs/mosquitto-broker.log" 2>/dev/null; then

@@ -114,6 +114,10 @@ pub struct Args {
     #[arg(long, env = "KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = 60_000)]
     pub kafka_message_timeout_ms: u64,
 
+    /// Extra librdkafka producer properties, `key=value` separated by `;` (applied last).
+    #[arg(long, env = "KAFKA_PRODUCER_PROPERTIES", value_delimiter = ';')]
+    pub kafka_producer_properties: Vec<String>,
+
     /// Kafka security.protocol: plaintext, ssl, sasl_plaintext or sasl_ssl.
     #[arg(long, env = "KAFKA_SECURITY_PROTOCOL", default_value = "plaintext")]
     pub kafka_security_protocol: String,
@@ -187,6 +191,7 @@ pub struct Config {
     pub compression: String,
     pub linger_ms: u64,
     pub message_timeout_ms: u64,
+    pub producer_properties: Vec<(String, String)>,
     pub security: KafkaSecurity,
     pub create_topics: Option<(i32, i32)>,
     pub metrics_addr: SocketAddr,
@@ -216,6 +221,8 @@ pub enum ConfigError {
         "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with {0}"
     )]
     SaslIncomplete(String),
+    #[error("KAFKA_PRODUCER_PROPERTIES entry `{0}` is not key=value")]
+    BadProperty(String),
     #[error("MQTT_CA_FILE is set but MQTT_TLS is off")]
     CaWithoutTls,
 }
@@ -319,6 +326,18 @@ impl Args {
             return Err(ConfigError::SaslIncomplete(protocol));
         }
 
+        let mut producer_properties = Vec::new();
+        for p in self
+            .kafka_producer_properties
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+        {
+            let (k, v) = p
+                .split_once('=')
+                .ok_or_else(|| ConfigError::BadProperty(p.clone()))?;
+            producer_properties.push((k.trim().to_string(), v.trim().to_string()));
+        }
+
         Ok(Config {
             mqtt_host,
             mqtt_port: self.mqtt_port,
@@ -338,6 +357,7 @@ impl Args {
             compression,
             linger_ms: self.kafka_linger_ms,
             message_timeout_ms: self.kafka_message_timeout_ms,
+            producer_properties,
             security: KafkaSecurity {
                 protocol,
                 sasl_mechanism: self.kafka_sasl_mechanism,

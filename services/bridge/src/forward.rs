@@ -1,18 +1,19 @@
 //! Forwarding one MQTT message: build its record (pure, in sck-core), produce it until Kafka
-//! acknowledges it, then PUBACK it. The order of those two steps is the bridge's whole promise:
-//! a message the broker forgets is a message Kafka has.
+//! acknowledges it, then hand it back to the intake loop, which sends the PUBACK. The order of
+//! those steps is the bridge's whole promise: a message the broker forgets is a message Kafka has.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use rumqttc::{AsyncClient, Publish};
+use rumqttc::Publish;
 use sck_core::backoff::Backoff;
 use sck_core::envelope::{envelope, Destination, Envelope, Received};
 use sck_core::runtime::backoff_sleep;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use crate::metrics::{Metrics, UNKNOWN_KIND};
 
@@ -32,20 +33,58 @@ impl Topics {
     }
 }
 
+/// A message Kafka has acknowledged, with its in-flight permit, waiting for its PUBACK.
+pub type Delivered = (Publish, OwnedSemaphorePermit);
+
 pub struct Forwarder {
     pub producer: FutureProducer,
-    pub client: AsyncClient,
+    /// To the intake loop, which owns the MQTT event loop and so sends the PUBACKs.
+    pub delivered: mpsc::UnboundedSender<Delivered>,
     pub topics: Topics,
     pub bridge_id: String,
     pub max_payload_bytes: usize,
     pub metrics: Metrics,
     pub retry: Backoff,
+    /// During an outage every in-flight record fails at once: one warning per interval is enough.
+    pub produce_warnings: LogLimiter,
+}
+
+/// Lets one log line through per interval and counts the ones it held back.
+pub struct LogLimiter {
+    interval_ms: u64,
+    last_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl LogLimiter {
+    pub fn new(interval: std::time::Duration) -> Self {
+        LogLimiter {
+            interval_ms: interval.as_millis() as u64,
+            last_ms: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines held back since the last one)` when this line may be logged.
+    pub fn allow(&self) -> Option<u64> {
+        let now = now_ms() as u64;
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= self.interval_ms
+            && self
+                .last_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
 }
 
 impl Forwarder {
-    /// Forwards `publish`, holding `permit` (one unit of MAX_IN_FLIGHT) until it is acknowledged.
-    pub async fn forward(self: Arc<Self>, publish: Publish, permit: OwnedSemaphorePermit) {
-        self.metrics.in_flight.inc();
+    /// Forwards `publish`; `permit` (one unit of MAX_IN_FLIGHT) is held until the PUBACK is out.
+    pub async fn forward(self: Arc<Self>, mut publish: Publish, permit: OwnedSemaphorePermit) {
         let rx = Received {
             received_at_ms: now_ms(),
             bridge_id: &self.bridge_id,
@@ -74,13 +113,13 @@ impl Forwarder {
                 .inc(),
             None => self.metrics.forwarded.with_label_values(&[kind]).inc(),
         }
-        if let Err(e) = self.client.ack(&publish).await {
-            // Only when the MQTT event loop is gone (shutting down): the broker redelivers.
+        // The PUBACK needs only the packet id and QoS: free the payload now.
+        publish.payload = Default::default();
+        if self.delivered.send((publish, permit)).is_err() {
+            // The intake loop has ended (shutdown past the drain timeout): no PUBACK, so the
+            // broker redelivers this message.
             self.metrics.ack_errors.inc();
-            tracing::warn!(error = %e, "could not queue PUBACK; the broker will redeliver");
         }
-        self.metrics.in_flight.dec();
-        drop(permit);
     }
 
     /// Produces the record until Kafka acknowledges it. librdkafka already retries within
@@ -112,7 +151,9 @@ impl Forwarder {
                 }
                 Err((e, _)) => {
                     self.metrics.produce_errors.inc();
-                    tracing::warn!(error = %e, topic, attempt, "Kafka produce failed; retrying");
+                    if let Some(suppressed) = self.produce_warnings.allow() {
+                        tracing::warn!(error = %e, topic, attempt, suppressed, "Kafka produce failed; retrying");
+                    }
                     backoff_sleep(&self.retry, attempt).await;
                     attempt = attempt.saturating_add(1);
                 }
@@ -125,4 +166,19 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_limiter_lets_one_through_per_interval_and_counts_the_rest() {
+        let l = LogLimiter::new(std::time::Duration::from_secs(3600));
+        assert_eq!(l.allow(), Some(0));
+        assert_eq!(l.allow(), None);
+        assert_eq!(l.allow(), None);
+        l.last_ms.store(0, Ordering::Relaxed);
+        assert_eq!(l.allow(), Some(2));
+    }
 }

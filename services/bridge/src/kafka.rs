@@ -49,8 +49,8 @@ fn apply_security(c: &mut ClientConfig, s: &KafkaSecurity) {
 
 /// An idempotent, acks=all producer: a delivery report means every in-sync replica has it.
 pub fn producer(cfg: &Config) -> anyhow::Result<FutureProducer> {
-    base_config(cfg)
-        .set("acks", "all")
+    let mut c = base_config(cfg);
+    c.set("acks", "all")
         .set("enable.idempotence", "true")
         .set("compression.type", &cfg.compression)
         .set("linger.ms", cfg.linger_ms.to_string())
@@ -59,9 +59,11 @@ pub fn producer(cfg: &Config) -> anyhow::Result<FutureProducer> {
         .set(
             "queue.buffering.max.messages",
             (cfg.max_in_flight * 2).max(100_000).to_string(),
-        )
-        .create()
-        .context("creating the Kafka producer")
+        );
+    for (k, v) in &cfg.producer_properties {
+        c.set(k, v);
+    }
+    c.create().context("creating the Kafka producer")
 }
 
 /// Creates the readings, events and dead-letter topics when missing (KAFKA_CREATE_TOPICS).

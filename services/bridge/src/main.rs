@@ -92,9 +92,10 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     let (client, eventloop) =
         rumqttc::AsyncClient::new(mqtt::options(&cfg)?, mqtt::channel_capacity(&cfg));
     let max_in_flight = u32::try_from(cfg.max_in_flight).context("MAX_IN_FLIGHT too large")?;
+    let (delivered_tx, delivered_rx) = tokio::sync::mpsc::unbounded_channel();
     let forwarder = Arc::new(forward::Forwarder {
         producer,
-        client: client.clone(),
+        delivered: delivered_tx,
         topics: forward::Topics {
             readings: cfg.readings_topic.clone(),
             events: cfg.events_topic.clone(),
@@ -104,12 +105,14 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         max_payload_bytes: cfg.max_payload_bytes,
         metrics: metrics.clone(),
         retry: Backoff::default(),
+        produce_warnings: forward::LogLimiter::new(std::time::Duration::from_secs(5)),
     });
     let intake = mqtt::Intake {
         client,
         eventloop,
         subscriptions: cfg.subscriptions.clone(),
         forwarder,
+        delivered: delivered_rx,
         permits: Arc::new(Semaphore::new(cfg.max_in_flight)),
         max_in_flight,
         drain_timeout: cfg.drain_timeout,

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub dead_lettered: IntCounterVec,
     /// Messages received and not yet acknowledged to MQTT.
     pub in_flight: IntGauge,
+    /// Messages received while the in-flight window was full, not yet being produced.
+    pub waiting: IntGauge,
     /// Time from produce call to Kafka's acknowledgement.
     pub produce_seconds: Histogram,
     /// Produce attempts that failed (then retried).
@@ -61,7 +63,11 @@ impl Metrics {
             )?,
             in_flight: IntGauge::new(
                 "sck_bridge_in_flight_messages",
-                "Messages received from MQTT and not yet acknowledged",
+                "Messages being produced to Kafka or waiting for their PUBACK to be written",
+            )?,
+            waiting: IntGauge::new(
+                "sck_bridge_waiting_messages",
+                "Messages received while MAX_IN_FLIGHT was reached, waiting to be produced",
             )?,
             produce_seconds: Histogram::with_opts(
                 HistogramOpts::new(
@@ -103,6 +109,7 @@ impl Metrics {
         m.registry.register(Box::new(m.forwarded.clone()))?;
         m.registry.register(Box::new(m.dead_lettered.clone()))?;
         m.registry.register(Box::new(m.in_flight.clone()))?;
+        m.registry.register(Box::new(m.waiting.clone()))?;
         m.registry.register(Box::new(m.produce_seconds.clone()))?;
         m.registry.register(Box::new(m.produce_errors.clone()))?;
         m.registry.register(Box::new(m.mqtt_connected.clone()))?;

@@ -1,25 +1,29 @@
 //! The bridge's MQTT side: session options, and the intake loop that reads messages only while
 //! fewer than MAX_IN_FLIGHT are unacknowledged, then drains on shutdown.
 //!
-//! Back-pressure is "stop polling": when every permit is taken the event loop is not polled, the
-//! socket is not read, and the broker keeps the backlog in the persistent session. Permits come
-//! back when Kafka acknowledges and the PUBACK is queued ([`crate::forward`]).
+//! Back-pressure is "stop polling": when every permit is taken and no PUBACK waits to be written,
+//! the event loop is not polled, the socket is not read, and the broker keeps the backlog in the
+//! persistent session. A permit comes back when Kafka has the record ([`crate::forward`]) and its
+//! PUBACK has been written. Messages read while flushing PUBACKs wait in a queue that the
+//! broker's own in-flight window bounds (each of them is unacknowledged there).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use std::collections::VecDeque;
+
 use rumqttc::{
-    AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS, SubscribeFilter,
+    AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS, SubscribeFilter,
     SubscribeReasonCode, Transport,
 };
 use sck_core::backoff::Backoff;
 use sck_core::runtime::backoff_sleep;
 use sck_core::runtime::http::Readiness;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;
-use crate::forward::Forwarder;
+use crate::forward::{Delivered, Forwarder};
 use crate::metrics::Metrics;
 
 /// MQTT's own packet size limit: accepting anything the broker sends means an oversized
@@ -61,6 +65,7 @@ pub struct Intake {
     pub eventloop: EventLoop,
     pub subscriptions: Vec<String>,
     pub forwarder: Arc<Forwarder>,
+    pub delivered: mpsc::UnboundedReceiver<Delivered>,
     pub permits: Arc<Semaphore>,
     pub max_in_flight: u32,
     pub drain_timeout: Duration,
@@ -69,67 +74,114 @@ pub struct Intake {
     pub reconnect: Backoff,
 }
 
+/// What the intake loop tracks between events.
+#[derive(Default)]
+struct Books {
+    /// Received while every permit was taken; forwarded as permits come back. Each is
+    /// unacknowledged at the broker, so the broker's in-flight window bounds this queue.
+    waiting: VecDeque<Publish>,
+    /// PUBACKs queued to the event loop and not yet written, with their permits, in order.
+    unflushed: VecDeque<(u16, OwnedSemaphorePermit)>,
+}
+
 impl Intake {
     /// Runs until `shutdown` flips to true, then drains (see [`Intake::drain`]).
+    ///
+    /// A permit is taken when a message starts forwarding and returned when its PUBACK has been
+    /// written, so PUBACKs queued in the client channel never exceed MAX_IN_FLIGHT (the channel
+    /// is sized for that and never blocks). The event loop is polled while a permit is free, or
+    /// while PUBACKs wait to be written; otherwise it is left alone and the broker holds the rest.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let mut books = Books::default();
         let mut connected_once = false;
         let mut failures: u32 = 0;
-        'intake: loop {
-            let permit = tokio::select! {
-                biased;
-                _ = shutdown.wait_for(|s| *s) => break 'intake,
-                p = self.permits.clone().acquire_owned() => p.context("in-flight semaphore closed")?,
-            };
-            let publish = loop {
-                let event = tokio::select! {
-                    biased;
-                    _ = shutdown.wait_for(|s| *s) => break 'intake,
-                    e = self.eventloop.poll() => e,
+        loop {
+            while !books.waiting.is_empty() {
+                let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                    break;
                 };
-                match event {
-                    Ok(Event::Incoming(Packet::Publish(p))) => break p,
-                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                        if connected_once {
-                            self.metrics.mqtt_reconnects.inc();
-                        }
-                        connected_once = true;
-                        failures = 0;
-                        self.metrics.mqtt_connected.set(1);
-                        self.readiness.set("mqtt", true);
-                        tracing::info!(session_present = ack.session_present, "connected to MQTT");
-                        self.subscribe()?;
+                if let Some(p) = books.waiting.pop_front() {
+                    tokio::spawn(self.forwarder.clone().forward(p, permit));
+                }
+            }
+            self.update_gauges(&books);
+            let may_poll = (books.waiting.is_empty() && self.permits.available_permits() > 0)
+                || !books.unflushed.is_empty();
+            let event = tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|s| *s) => break,
+                Some((publish, permit)) = self.delivered.recv() => {
+                    self.ack(&mut books, publish, permit);
+                    continue;
+                }
+                event = self.eventloop.poll(), if may_poll => event,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::Publish(p))) => books.waiting.push_back(p),
+                Ok(Event::Outgoing(Outgoing::PubAck(pkid))) => flushed(&mut books, pkid),
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    if connected_once {
+                        self.metrics.mqtt_reconnects.inc();
                     }
-                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                        let refused = ack
-                            .return_codes
-                            .iter()
-                            .filter(|c| matches!(c, SubscribeReasonCode::Failure))
-                            .count();
-                        if refused > 0 {
-                            tracing::error!(
-                                refused,
-                                "the MQTT broker refused subscriptions (ACL?)"
-                            );
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        self.metrics.mqtt_connected.set(0);
-                        self.metrics.mqtt_connection_errors.inc();
-                        self.readiness.set("mqtt", false);
-                        tracing::warn!(error = %e, attempt = failures, "MQTT connection error; reconnecting");
-                        tokio::select! {
-                            _ = shutdown.wait_for(|s| *s) => break 'intake,
-                            _ = backoff_sleep(&self.reconnect, failures) => {}
-                        }
-                        failures = failures.saturating_add(1);
+                    connected_once = true;
+                    failures = 0;
+                    self.metrics.mqtt_connected.set(1);
+                    self.readiness.set("mqtt", true);
+                    tracing::info!(session_present = ack.session_present, "connected to MQTT");
+                    self.subscribe()?;
+                }
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    let refused = ack
+                        .return_codes
+                        .iter()
+                        .filter(|c| matches!(c, SubscribeReasonCode::Failure))
+                        .count();
+                    if refused > 0 {
+                        tracing::error!(refused, "the MQTT broker refused subscriptions (ACL?)");
                     }
                 }
-            };
-            tokio::spawn(self.forwarder.clone().forward(publish, permit));
+                Ok(_) => {}
+                Err(e) => {
+                    self.metrics.mqtt_connected.set(0);
+                    self.metrics.mqtt_connection_errors.inc();
+                    self.readiness.set("mqtt", false);
+                    // rumqttc drops queued PUBACKs on a broken connection, and the broker
+                    // redelivers every unacknowledged message on the resumed session.
+                    books.unflushed.clear();
+                    books.waiting.clear();
+                    tracing::warn!(error = %e, attempt = failures, "MQTT connection error; reconnecting");
+                    tokio::select! {
+                        _ = shutdown.wait_for(|s| *s) => break,
+                        _ = backoff_sleep(&self.reconnect, failures) => {}
+                    }
+                    failures = failures.saturating_add(1);
+                }
+            }
         }
-        self.drain().await;
+        self.drain(books).await;
         Ok(())
+    }
+
+    /// Queues the PUBACK of a message Kafka has; its permit returns when the PUBACK is written.
+    fn ack(&self, books: &mut Books, publish: Publish, permit: OwnedSemaphorePermit) {
+        if publish.qos == QoS::AtMostOnce {
+            return; // nothing to acknowledge
+        }
+        match self.client.try_ack(&publish) {
+            Ok(()) => books.unflushed.push_back((publish.pkid, permit)),
+            Err(e) => {
+                // Cannot happen while the channel is sized for MAX_IN_FLIGHT; if it does, the
+                // message stays unacknowledged and the broker redelivers it.
+                self.metrics.ack_errors.inc();
+                tracing::error!(error = %e, pkid = publish.pkid, "could not queue PUBACK");
+            }
+        }
+    }
+
+    fn update_gauges(&self, books: &Books) {
+        let taken = self.max_in_flight as usize - self.permits.available_permits();
+        self.metrics.in_flight.set(taken as i64);
+        self.metrics.waiting.set(books.waiting.len() as i64);
     }
 
     fn subscribe(&self) -> anyhow::Result<()> {
@@ -142,40 +194,44 @@ impl Intake {
             .context("queueing MQTT subscriptions")
     }
 
-    /// Shutdown: take no new message (those the broker sends now stay unacknowledged and are
-    /// redelivered), wait up to DRAIN_TIMEOUT for in-flight records to reach Kafka while still
-    /// polling so their PUBACKs go out, then disconnect cleanly.
-    async fn drain(mut self) {
+    /// Shutdown: take no new message (those received from now on, and those waiting for a
+    /// permit, stay unacknowledged and are redelivered), wait up to DRAIN_TIMEOUT for in-flight
+    /// records to reach Kafka and their PUBACKs to be written, then disconnect cleanly.
+    async fn drain(mut self, mut books: Books) {
         self.readiness.stopping();
+        let not_taken = books.waiting.len();
+        books.waiting.clear();
         let in_flight = self.max_in_flight as usize - self.permits.available_permits();
-        tracing::info!(in_flight, "stopping: draining in-flight messages");
-        let mut not_taken = 0u64;
+        tracing::info!(
+            in_flight,
+            not_taken,
+            "stopping: draining in-flight messages"
+        );
+        let all_back = |s: &Self| s.permits.available_permits() == s.max_in_flight as usize;
         let drained = tokio::time::timeout(self.drain_timeout, async {
-            loop {
+            while !all_back(&self) {
                 tokio::select! {
-                    biased;
-                    all = self.permits.acquire_many(self.max_in_flight) => {
-                        // Hold the permits: nothing may start forwarding from here on.
-                        if let Ok(p) = all { p.forget(); }
-                        break;
-                    }
+                    Some((publish, permit)) = self.delivered.recv() => self.ack(&mut books, publish, permit),
                     e = self.eventloop.poll() => match e {
-                        Ok(Event::Incoming(Packet::Publish(_))) => not_taken += 1,
+                        Ok(Event::Outgoing(Outgoing::PubAck(pkid))) => flushed(&mut books, pkid),
                         Ok(_) => {}
-                        Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                        Err(_) => {
+                            books.unflushed.clear();
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
                     },
                 }
             }
         })
         .await;
+        self.update_gauges(&books);
         match drained {
-            Ok(()) => tracing::info!(not_taken, "all in-flight messages acknowledged"),
+            Ok(()) => tracing::info!("all in-flight messages acknowledged"),
             Err(_) => tracing::warn!(
                 still_in_flight = self.max_in_flight as usize - self.permits.available_permits(),
                 "drain timeout: unacknowledged messages will be redelivered by the broker"
             ),
         }
-        // PUBACKs queued before the DISCONNECT are written before it.
         if self.client.try_disconnect().is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(5), async {
                 loop {
@@ -189,5 +245,12 @@ impl Intake {
         }
         self.metrics.mqtt_connected.set(0);
         tracing::info!("disconnected from MQTT");
+    }
+}
+
+/// A PUBACK was written: return its permit. PUBACKs leave in the order they were queued.
+fn flushed(books: &mut Books, pkid: u16) {
+    if let Some(i) = books.unflushed.iter().position(|(p, _)| *p == pkid) {
+        books.unflushed.remove(i);
     }
 }

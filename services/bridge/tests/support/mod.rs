@@ -429,7 +429,11 @@ pub async fn read_until(
         let md = consumer
             .fetch_metadata(Some(t), Duration::from_secs(10))
             .expect("metadata");
-        let parts = md.topics().first().map(|t| t.partitions().len()).unwrap_or(0);
+        let parts = md
+            .topics()
+            .first()
+            .map(|t| t.partitions().len())
+            .unwrap_or(0);
         assert!(parts > 0, "topic {t} has no partitions");
         for p in 0..parts as i32 {
             tpl.add_partition_offset(t, p, Offset::Beginning)
