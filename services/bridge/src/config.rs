@@ -58,6 +58,11 @@ pub struct Args {
     #[arg(long, env = "MQTT_KEEP_ALIVE_SECS", default_value_t = 30)]
     pub mqtt_keep_alive_secs: u64,
 
+    /// How long the broker keeps this bridge's session (and messages queued for it) while it
+    /// is disconnected, seconds.
+    #[arg(long, env = "MQTT_SESSION_EXPIRY_SECS", default_value_t = 3 * 24 * 3600)]
+    pub mqtt_session_expiry_secs: u32,
+
     /// Shared-subscription group: subscriptions are `$share/<group>/<filter>`.
     #[arg(long, env = "MQTT_SHARED_GROUP", default_value = "sck-bridge")]
     pub mqtt_shared_group: String,
@@ -76,8 +81,9 @@ pub struct Args {
     #[arg(long, env = "MAX_PAYLOAD_BYTES", default_value_t = 256 * 1024)]
     pub max_payload_bytes: usize,
 
-    /// Messages received but not yet acknowledged by Kafka, at most. When reached, the bridge
-    /// stops reading from MQTT and the broker keeps the rest queued in the session.
+    /// Messages received but not yet acknowledged, at most (1..=65535; sent to the broker as
+    /// the MQTT 5 Receive Maximum). When reached, the bridge stops reading from MQTT and the
+    /// broker keeps the rest queued in the session.
     #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 10_000)]
     pub max_in_flight: usize,
 
@@ -179,6 +185,7 @@ pub struct Config {
     pub mqtt_tls: bool,
     pub mqtt_ca_file: Option<PathBuf>,
     pub mqtt_keep_alive: Duration,
+    pub mqtt_session_expiry_secs: u32,
     /// Full subscription filters, `$share/…` or `$queue/…` already applied.
     pub subscriptions: Vec<String>,
     pub max_payload_bytes: usize,
@@ -207,6 +214,12 @@ pub enum ConfigError {
     TooSmall {
         name: &'static str,
         min: u64,
+        got: u64,
+    },
+    #[error("{name} must be at most {max}, got {got}")]
+    TooLarge {
+        name: &'static str,
+        max: u64,
         got: u64,
     },
     #[error("MQTT_TOPICS entry `{0}` is not a valid filter")]
@@ -286,6 +299,13 @@ impl Args {
             .collect();
 
         at_least("MAX_IN_FLIGHT", self.max_in_flight as u64, 1)?;
+        if self.max_in_flight > u16::MAX as usize {
+            return Err(ConfigError::TooLarge {
+                name: "MAX_IN_FLIGHT",
+                max: u16::MAX as u64,
+                got: self.max_in_flight as u64,
+            });
+        }
         at_least("MAX_PAYLOAD_BYTES", self.max_payload_bytes as u64, 1)?;
         at_least("MQTT_KEEP_ALIVE_SECS", self.mqtt_keep_alive_secs, 5)?;
         at_least(
@@ -346,6 +366,7 @@ impl Args {
             mqtt_tls: self.mqtt_tls,
             mqtt_ca_file: self.mqtt_ca_file,
             mqtt_keep_alive: Duration::from_secs(self.mqtt_keep_alive_secs),
+            mqtt_session_expiry_secs: self.mqtt_session_expiry_secs,
             subscriptions,
             max_payload_bytes: self.max_payload_bytes,
             max_in_flight: self.max_in_flight,

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use rumqttc::Publish;
+use rumqttc::v5::mqttbytes::v5::Publish;
 use sck_core::backoff::Backoff;
 use sck_core::envelope::{envelope, Destination, Envelope, Received};
 use sck_core::runtime::backoff_sleep;
@@ -90,13 +90,15 @@ impl Forwarder {
             bridge_id: &self.bridge_id,
             max_payload_bytes: self.max_payload_bytes,
         };
-        let env = envelope(&publish.topic, &publish.payload, rx);
+        // MQTT topics are UTF-8 by protocol; anything else is routed (dead-lettered) lossily.
+        let topic = String::from_utf8_lossy(&publish.topic);
+        let env = envelope(&topic, &publish.payload, rx);
         let kind = env.kind.map_or(UNKNOWN_KIND, |k| k.as_str());
         self.metrics.received.with_label_values(&[kind]).inc();
         if let Some(reason) = env.error {
             // The payload is not logged: it may be large, and it is in the dead-letter record.
             tracing::warn!(
-                mqtt_topic = %publish.topic,
+                mqtt_topic = %topic,
                 reason,
                 payload_bytes = publish.payload.len(),
                 "dead-lettering message"

