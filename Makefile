@@ -1,0 +1,36 @@
+# sck-ingest: readings ingestion for Smart Citizen Kit sensors (MQTT -> Kafka -> ClickHouse).
+#   make up     install what is missing and start Mosquitto, tansu (Kafka API), ClickHouse on loopback
+#   make down   stop only what `make up` started
+#   make test   format + lint + unit tests + integration tests on the real stack
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help up down status build lint unit-test integration-test test
+
+help:
+	@sed -n '2,6p' Makefile
+
+up:
+	@scripts/stack.sh up
+
+down:
+	@scripts/stack.sh down
+
+status:
+	@scripts/stack.sh status
+
+build:
+	cargo build --workspace --all-targets
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+unit-test:
+	cargo test --workspace --lib --bins
+
+# Brings the stack up if it is not running and stops it again afterwards (only then).
+integration-test:
+	@scripts/test-integration.sh
+
+test: lint unit-test integration-test

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the integration tests against the real local stack. If the stack was not running, it is
+# started here and stopped again at the end (a stack you started yourself is left alone).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=0
+if ! scripts/stack.sh is-up; then
+  scripts/stack.sh up
+  started=1
+fi
+cleanup() {
+  if [ "$started" = 1 ]; then scripts/stack.sh down; fi
+}
+trap cleanup EXIT
+# The tests stop and start Kafka and kill bridges; they serialise themselves.
+cargo test --workspace --test '*' -- --test-threads=1
+scripts/stack.sh check-drops
