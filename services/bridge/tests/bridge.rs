@@ -283,32 +283,49 @@ fn bridge_killed_mid_stream_loses_nothing() {
         let run = unique("run");
         let n = 6000;
         let publisher = Publisher::connect().await;
-        let started = Instant::now();
-        let mut killed_at = None;
-        for seq in 0..n {
-            let topic = format!("device/sck/{run}-{}/readings/raw", seq % 100);
-            publisher.publish(&topic, reading_payload(&run, seq)).await;
-            if seq % 100 == 99 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+        let client = publisher.client.clone();
+        let sender = {
+            let run = run.clone();
+            tokio::spawn(async move {
+                for seq in 0..n {
+                    let topic = format!("device/sck/{run}-{}/readings/raw", seq % 100);
+                    client
+                        .publish(
+                            topic,
+                            rumqttc::QoS::AtLeastOnce,
+                            false,
+                            reading_payload(&run, seq),
+                        )
+                        .await
+                        .expect("queue publish");
+                    if seq % 50 == 49 {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            })
+        };
+        // Kill without warning at a moment the bridge has records in flight (produced or being
+        // produced, PUBACK not yet sent): those must come back from the broker's session.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let in_flight = bridge
+                .metric("sck_bridge_in_flight_messages")
+                .unwrap_or(0.0);
+            let forwarded = bridge
+                .metric("sck_bridge_messages_forwarded_total")
+                .unwrap_or(0.0);
+            if in_flight > 0.0 && forwarded > 0.0 {
+                eprintln!("killing with {in_flight} in flight after {forwarded} forwarded");
+                break;
             }
-            if seq == n / 3 {
-                // Wait until the bridge is visibly mid-stream, then kill it without warning.
-                let forwarded = bridge
-                    .metric("sck_bridge_messages_forwarded_total")
-                    .unwrap_or(0.0);
-                assert!(forwarded > 0.0, "bridge forwarded nothing before the kill");
-                bridge.kill();
-                killed_at = Some(seq);
-            }
-            if seq == n / 2 {
-                bridge = Bridge::start(&spec);
-            }
+            assert!(Instant::now() < deadline, "never saw the bridge mid-stream");
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        bridge.kill();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let bridge = Bridge::start(&spec);
+        sender.await.expect("publisher task");
         publisher.wait_acked(n, Duration::from_secs(60)).await;
-        eprintln!(
-            "published {n} in {:?}, killed at {killed_at:?}",
-            started.elapsed()
-        );
 
         let records = read_until(
             &[&topics.readings],
