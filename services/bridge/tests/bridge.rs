@@ -36,6 +36,40 @@ fn seq_counts(run: &str, records: &[Record]) -> HashMap<usize, usize> {
     counts
 }
 
+/// What a test's readings topic holds of one run of `n` messages.
+struct Readback {
+    records: usize,
+    distinct: usize,
+    duplicates: usize,
+    /// Up to 20 seqs that never arrived.
+    missing: Vec<usize>,
+}
+
+impl std::fmt::Display for Readback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "records {} distinct {} duplicates {}",
+            self.records, self.distinct, self.duplicates
+        )
+    }
+}
+
+/// Reads `topic` until all `n` messages of `run` arrived or `timeout` passed.
+async fn read_run(topic: &str, run: &str, n: usize, timeout: Duration) -> Readback {
+    let records = read_until(&[topic], timeout, all_seen(run, n)).await;
+    let counts = seq_counts(run, &records);
+    Readback {
+        records: records.len(),
+        distinct: counts.len(),
+        duplicates: counts.values().filter(|c| **c > 1).count(),
+        missing: (0..n)
+            .filter(|s| !counts.contains_key(s))
+            .take(20)
+            .collect(),
+    }
+}
+
 fn all_seen(run: &str, n: usize) -> impl FnMut(&[Record]) -> bool + '_ {
     move |records| seq_counts(run, records).len() >= n
 }
@@ -329,24 +363,13 @@ fn bridge_killed_mid_stream_loses_nothing() {
         sender.await.expect("publisher task");
         publisher.wait_acked(n, Duration::from_secs(60)).await;
 
-        let records = read_until(
-            &[&topics.readings],
-            Duration::from_secs(120),
-            all_seen(&run, n),
-        )
-        .await;
-        let counts = seq_counts(&run, &records);
-        let missing: Vec<_> = (0..n)
-            .filter(|s| !counts.contains_key(s))
-            .take(20)
-            .collect();
-        let dups = counts.values().filter(|c| **c > 1).count();
-        eprintln!(
-            "records {} distinct {} duplicates {dups}",
-            records.len(),
-            counts.len()
+        let got = read_run(&topics.readings, &run, n, Duration::from_secs(120)).await;
+        eprintln!("{got}");
+        assert!(
+            got.missing.is_empty(),
+            "lost messages, e.g. {:?}",
+            got.missing
         );
-        assert!(missing.is_empty(), "lost messages, e.g. {missing:?}");
         let id = bridge.client_id();
         drop(bridge);
         forget_sessions(&[id]).await;
@@ -426,27 +449,19 @@ fn kafka_outage_loses_nothing_and_memory_stays_bounded() {
         );
         assert!(max_rss_kib < 100 * 1024, "peak RSS {max_rss_kib} KiB");
 
-        let records = read_until(
-            &[&topics.readings],
-            Duration::from_secs(180),
-            all_seen(&run, n),
-        )
-        .await;
-        let counts = seq_counts(&run, &records);
-        let missing: Vec<_> = (0..n)
-            .filter(|s| !counts.contains_key(s))
-            .take(20)
-            .collect();
+        let got = read_run(&topics.readings, &run, n, Duration::from_secs(180)).await;
         eprintln!(
-            "records {} distinct {}; bridge forwarded {:?} in-flight {:?} produce errors {:?} reconnects {:?}",
-            records.len(),
-            counts.len(),
+            "{got}; bridge forwarded {:?} in-flight {:?} produce errors {:?} reconnects {:?}",
             bridge.metric("sck_bridge_messages_forwarded_total"),
             bridge.metric("sck_bridge_in_flight_messages"),
             bridge.metric("sck_bridge_kafka_produce_errors_total"),
             bridge.metric("sck_bridge_mqtt_reconnects_total"),
         );
-        assert!(missing.is_empty(), "lost messages, e.g. {missing:?}");
+        assert!(
+            got.missing.is_empty(),
+            "lost messages, e.g. {:?}",
+            got.missing
+        );
         bridge.wait_ready(Duration::from_secs(30));
         let id = bridge.client_id();
         drop(bridge);
@@ -487,27 +502,16 @@ fn sigterm_drains_acks_and_exits_zero() {
         publisher.wait_acked(n, Duration::from_secs(30)).await;
         // Messages after the stop wait in the session; the restarted bridge forwards them.
         let bridge = Bridge::start(&spec);
-        let records = read_until(
-            &[&topics.readings],
-            Duration::from_secs(120),
-            all_seen(&run, n),
-        )
-        .await;
-        let counts = seq_counts(&run, &records);
-        let missing: Vec<_> = (0..n)
-            .filter(|s| !counts.contains_key(s))
-            .take(20)
-            .collect();
-        let dups = counts.values().filter(|c| **c > 1).count();
-        eprintln!(
-            "records {} distinct {} duplicates {dups}",
-            records.len(),
-            counts.len()
+        let got = read_run(&topics.readings, &run, n, Duration::from_secs(120)).await;
+        eprintln!("{got}");
+        assert!(
+            got.missing.is_empty(),
+            "lost messages, e.g. {:?}",
+            got.missing
         );
-        assert!(missing.is_empty(), "lost messages, e.g. {missing:?}");
         // A graceful stop acknowledged what it forwarded: nothing is redelivered twice.
         assert_eq!(
-            dups, 0,
+            got.duplicates, 0,
             "graceful stop left forwarded messages unacknowledged"
         );
         let id = bridge.client_id();
