@@ -6,8 +6,16 @@
 //! setup, the `/metrics` `/healthz` `/readyz` server, jittered backoff sleeps.
 
 pub mod backoff;
+pub mod decode;
 pub mod envelope;
+pub mod json;
+pub mod raw;
+pub mod reading;
+pub mod timestamp;
 pub mod topic;
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(feature = "runtime")]
 pub mod runtime;

@@ -1,0 +1,104 @@
+//! Decode-path benchmark: payload bytes -> validated readings ready for insert, for both formats
+//! on realistic payloads (1 x 12 and 10 x 12 readings), and the JSON path once more with
+//! serde_json instead of simd-json. Throughput is reported in readings (criterion "elements").
+//!
+//! `make bench` runs it; README "Benchmarks" records the numbers as ratios.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sck_core::json::{decode_with_serde_json, JsonDecoder};
+use sck_core::raw;
+use sck_core::reading::{Decoded, Limits};
+use sck_core::timestamp::format_utc;
+
+const SENSORS: [u32; 12] = [10, 14, 55, 56, 53, 58, 87, 88, 89, 112, 113, 114];
+const START: i64 = 1_700_000_000;
+
+fn value(i: usize, j: usize) -> f64 {
+    ((i * 37 + j * 11) % 1000) as f64 / 10.0 + 0.05
+}
+
+/// The JSON form devices send: `entries` timestamps of 12 sensors each.
+fn json_payload(entries: usize) -> Vec<u8> {
+    let mut s = String::from("{\"data\":[");
+    for i in 0..entries {
+        if i > 0 {
+            s.push(',');
+        }
+        let t = format_utc(START + i as i64 * 60);
+        s.push_str(&format!(
+            "{{\"recorded_at\":\"{}\",\"sensors\":[",
+            &t[..19].replace('T', " ")
+        ));
+        for (j, id) in SENSORS.iter().enumerate() {
+            if j > 0 {
+                s.push(',');
+            }
+            s.push_str(&format!("{{\"id\":{id},\"value\":{}}}", value(i, j)));
+        }
+        s.push_str("]}");
+    }
+    s.push_str("]}");
+    s.into_bytes()
+}
+
+/// The raw form: one message per timestamp (the format has a single `t`).
+fn raw_payloads(entries: usize) -> Vec<Vec<u8>> {
+    (0..entries)
+        .map(|i| {
+            let mut s = format!("{{t:{}", format_utc(START + i as i64 * 60));
+            for (j, id) in SENSORS.iter().enumerate() {
+                s.push_str(&format!(",{id}:{}", value(i, j)));
+            }
+            s.push_str(",}");
+            s.into_bytes()
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let limits = Limits {
+        now: START + 86_400,
+        max_future_secs: 86_400,
+    };
+    let mut g = c.benchmark_group("decode");
+    for entries in [1usize, 10] {
+        let readings = (entries * SENSORS.len()) as u64;
+        g.throughput(Throughput::Elements(readings));
+
+        let json = json_payload(entries);
+        let mut dec = JsonDecoder::default();
+        let mut out = Decoded::default();
+        g.bench_function(format!("json_simd/{entries}x12"), |b| {
+            b.iter(|| {
+                out.clear();
+                dec.decode(black_box(&json), &limits, &mut out)
+                    .expect("valid");
+                assert_eq!(out.readings.len() as u64, readings);
+            })
+        });
+        g.bench_function(format!("json_serde/{entries}x12"), |b| {
+            b.iter(|| {
+                out.clear();
+                decode_with_serde_json(black_box(&json), &limits, &mut out).expect("valid");
+                assert_eq!(out.readings.len() as u64, readings);
+            })
+        });
+
+        let raws = raw_payloads(entries);
+        g.bench_function(format!("raw/{entries}x12"), |b| {
+            b.iter(|| {
+                out.clear();
+                for p in &raws {
+                    raw::decode(black_box(p), &limits, &mut out).expect("valid");
+                }
+                assert_eq!(out.readings.len() as u64, readings);
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
