@@ -4,14 +4,12 @@
 //! Tests run one at a time (some stop Kafka); each uses its own Kafka topics, MQTT shared group
 //! and device tokens, and removes its bridges' MQTT sessions afterwards.
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use support::*;
+use sck_testkit::*;
 
 fn serial<F: Future>(f: F) -> F::Output {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -523,7 +521,7 @@ fn sigterm_drains_acks_and_exits_zero() {
 
 #[test]
 fn production_start_without_mqtt_host_fails_clearly() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sck-bridge"))
+    let out = std::process::Command::new(bin_path("sck-bridge"))
         .env_clear()
         .env("APP_ENV", "production")
         .env("MQTT_CLIENT", "x")

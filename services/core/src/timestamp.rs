@@ -104,7 +104,9 @@ fn sep(b: &[u8], at: usize, want: u8, what: &'static str) -> Result<(), Timestam
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -125,9 +127,24 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 /// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (the raw format's form; used by tests,
 /// generators and the load test).
 pub fn format_utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    // Inverse of days_from_civil.
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// (year, month) of Unix seconds, UTC: the `toYYYYMM` partition of a reading.
+pub fn year_month(secs: i64) -> (i64, u32) {
+    let (y, m, _) = civil_from_days(secs.div_euclid(86_400));
+    (y, m)
+}
+
+/// The inverse of [`days_from_civil`]: (year, month, day).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -137,12 +154,7 @@ pub fn format_utc(secs: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    (year, month as u32, day as u32)
 }
 
 #[cfg(test)]
@@ -223,5 +235,8 @@ mod tests {
             assert_eq!(parse(&format_utc(secs)), Ok(secs), "{}", format_utc(secs));
         }
         assert_eq!(format_utc(1_490_362_514), "2017-03-24T13:35:14Z");
+        assert_eq!(year_month(1_490_362_514), (2017, 3));
+        assert_eq!(year_month(951_868_800), (2000, 3)); // 2000-03-01T00:00:00Z
+        assert_eq!(year_month(951_868_799), (2000, 2));
     }
 }

@@ -1,7 +1,190 @@
-//! sck-decoder: Kafka -> ClickHouse. Not built yet: issue 3 fills this crate.
-//! The binary exists so the workspace layout is final; it refuses to run rather than pretend.
+//! sck-decoder: Kafka (the bridge's records) -> decode both readings formats and the device
+//! events -> batched RowBinary inserts into ClickHouse, committing Kafka offsets only after the
+//! insert holding them succeeded. Run as many as there are readings partitions.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("sck-decoder is not implemented yet (tracked in issue 3)");
-    std::process::ExitCode::from(2)
+mod batch;
+mod config;
+mod kafka;
+mod metrics;
+mod pipeline;
+mod schema;
+mod sink;
+
+use std::process::ExitCode;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use sck_core::backoff::Backoff;
+use sck_core::runtime::{hostname, http, shutdown_signal, telemetry};
+use tokio::sync::watch;
+
+fn main() -> ExitCode {
+    let args = config::Args::parse();
+    telemetry::init(args.log_format);
+    let cfg = match args.validate(&hostname()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("invalid configuration: {e}");
+            eprintln!("sck-decoder: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sck-decoder: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cfg.command {
+        config::Command::Migrate => runtime.block_on(migrate(&cfg)).map(|_| ()),
+        config::Command::Run => runtime.block_on(run(cfg)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("sck-decoder failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(cfg: &config::Config) -> anyhow::Result<String> {
+    let version = schema::migrate(&sink::client(cfg, false), &cfg.database)
+        .await
+        .with_context(|| format!("migrating the ClickHouse schema at {}", cfg.clickhouse_url))?;
+    tracing::info!(server = %version, database = %cfg.database, "ClickHouse schema up to date");
+    Ok(version)
+}
+
+async fn run(cfg: config::Config) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tracing::info!(
+        client_id = %cfg.client_id,
+        kafka = %cfg.kafka_brokers,
+        group = %cfg.group,
+        clickhouse = %cfg.clickhouse_url,
+        database = %cfg.database,
+        batch_rows = cfg.batch.max_rows,
+        batch_age_ms = cfg.batch.max_age.as_millis() as u64,
+        "starting sck-decoder"
+    );
+    let metrics = metrics::Metrics::new().context("registering metrics")?;
+    let readiness = http::Readiness::new(&["kafka", "clickhouse"]);
+    http::serve(
+        cfg.metrics_addr,
+        metrics.registry.clone(),
+        readiness.clone(),
+    )
+    .await?;
+
+    if cfg.migrate {
+        // ClickHouse may start after us (a fresh stack, a rolling restart): keep trying.
+        let retry = Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(15),
+        };
+        let mut attempt = 0;
+        loop {
+            match migrate(&cfg).await {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), attempt, "migration failed; retrying");
+                    sck_core::runtime::backoff_sleep(&retry, attempt).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    let assignment = Arc::new(kafka::Assignment::default());
+    let consumer = kafka::consumer(
+        &cfg,
+        kafka::Ctx {
+            assignment: assignment.clone(),
+            metrics: metrics.clone(),
+        },
+    )?;
+    let retry = Backoff {
+        initial: Duration::from_millis(200),
+        max: Duration::from_secs(10),
+    };
+    let sink = Arc::new(sink::Sink {
+        client: sink::client(&cfg, true),
+        metrics: metrics.clone(),
+        insert_timeout: cfg.insert_timeout,
+        retry,
+    });
+    let dead_letters = Arc::new(kafka::DeadLetterWriter {
+        producer: kafka::producer(&cfg)?,
+        topic: cfg.dlq_topic.clone(),
+        metrics: metrics.clone(),
+        retry,
+    });
+    let probes = tokio::spawn(watch_dependencies(
+        Arc::downgrade(&consumer),
+        sink.clone(),
+        readiness.clone(),
+        metrics.clone(),
+    ));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn({
+        let readiness = readiness.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown signal received");
+            readiness.stopping();
+            let _ = stop_tx.send(true);
+        }
+    });
+    let pipeline = pipeline::Pipeline {
+        consumer,
+        assignment,
+        sink,
+        dead_letters,
+        metrics,
+        limits: cfg.batch,
+        max_future_secs: cfg.max_future_secs,
+        dlq_topic: cfg.dlq_topic.clone(),
+        drain_timeout: cfg.drain_timeout,
+    };
+    let result = pipeline.run(stop_rx).await;
+    probes.abort();
+    tracing::info!("sck-decoder stopped");
+    result
+}
+
+/// Sets the `kafka` and `clickhouse` readiness checks every few seconds.
+async fn watch_dependencies(
+    consumer: Weak<kafka::DecoderConsumer>,
+    sink: Arc<sink::Sink>,
+    readiness: Arc<http::Readiness>,
+    metrics: metrics::Metrics,
+) {
+    let mut was = (None, None);
+    loop {
+        let kafka_ok = match consumer.upgrade() {
+            Some(c) => tokio::task::spawn_blocking(move || kafka::probe(&c))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string())),
+            None => return,
+        };
+        let ch_ok = sink.ping().await;
+        readiness.set("kafka", kafka_ok.is_ok());
+        readiness.set("clickhouse", ch_ok);
+        metrics.kafka_up.set(kafka_ok.is_ok() as i64);
+        metrics.clickhouse_up.set(ch_ok as i64);
+        let now = (Some(kafka_ok.is_ok()), Some(ch_ok));
+        if now != was {
+            match &kafka_ok {
+                Ok(()) => tracing::info!(clickhouse = ch_ok, "Kafka reachable"),
+                Err(e) => tracing::warn!(error = %e, clickhouse = ch_ok, "Kafka not reachable"),
+            }
+            was = now;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
 }

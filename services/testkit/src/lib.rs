@@ -1,9 +1,9 @@
-//! Test harness for sck-bridge against the real local stack (Mosquitto, tansu, ClickHouse).
+//! Test harness of sck-ingest against the real local stack (Mosquitto, tansu, ClickHouse).
 //!
-//! Starts the stack when it is not running (`scripts/stack.sh up`), runs bridge binaries as
-//! child processes with their own topics, group and client ids, publishes with a real MQTT client
-//! and reads back with a real Kafka consumer (assigned partitions, no group join to wait for).
-#![allow(dead_code)]
+//! Starts the stack when it is not running (`scripts/stack.sh up`), runs the service binaries as
+//! child processes with their own topics, groups, client ids and databases, publishes with a real
+//! MQTT client, reads back with a real Kafka consumer (assigned partitions, no group join to wait
+//! for) and queries ClickHouse over HTTP.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -30,6 +30,8 @@ pub struct Stack {
     pub mqtt_host: String,
     pub mqtt_port: u16,
     pub kafka_brokers: String,
+    /// `host:port` of ClickHouse's HTTP interface.
+    pub clickhouse_http: String,
 }
 
 pub fn stack() -> &'static Stack {
@@ -62,6 +64,10 @@ pub fn stack() -> &'static Stack {
             mqtt_host: vars["MQTT_HOST"].clone(),
             mqtt_port: vars["MQTT_PORT"].parse().expect("MQTT_PORT"),
             kafka_brokers: vars["KAFKA_BROKERS"].clone(),
+            clickhouse_http: vars["CLICKHOUSE_URL"]
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string(),
         }
     })
 }
@@ -144,64 +150,68 @@ impl BridgeSpec {
     }
 }
 
-pub struct Bridge {
-    pub spec: BridgeSpec,
+/// A service binary of this workspace (`sck-bridge`, `sck-decoder`), built when missing
+/// (`cargo test --workspace` builds them all; a single package's tests may not).
+pub fn bin_path(name: &str) -> PathBuf {
+    // Test executables live in target/<profile>/deps; the binaries one level up.
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    let path = dir.join(name);
+    // `cargo test --workspace` builds every binary; a narrower run may not have this one.
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(repo_root()).args(["build", "--bin", name]);
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build --bin {name} failed");
+    }
+    path
+}
+
+/// A running service process with its HTTP port and log file.
+pub struct Service {
+    pub name: String,
     pub child: Child,
     pub metrics_port: u16,
     pub log: PathBuf,
 }
 
-impl Bridge {
-    /// Starts a bridge and waits until `/readyz` says it is connected to MQTT and Kafka.
-    pub fn start(spec: &BridgeSpec) -> Bridge {
-        let b = Bridge::spawn(spec);
-        b.wait_ready(Duration::from_secs(60));
-        b
-    }
-
-    pub fn spawn(spec: &BridgeSpec) -> Bridge {
-        let s = stack();
+impl Service {
+    /// Starts `bin` with a clean environment plus `env`, logging to target/test-logs/`log_name`.
+    pub fn spawn(bin: &str, log_name: &str, env: &[(String, String)]) -> Service {
         let metrics_port = free_port();
         let dir = repo_root().join("target/test-logs");
         std::fs::create_dir_all(&dir).expect("log dir");
-        let log = dir.join(format!("{}-{}.log", spec.client, spec.suffix));
+        let log = dir.join(format!("{log_name}.log"));
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sck-bridge"));
+        let mut cmd = Command::new(bin_path(bin));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
-            .env("MQTT_HOST", &s.mqtt_host)
-            .env("MQTT_PORT", s.mqtt_port.to_string())
-            .env("MQTT_CLIENT", &spec.client)
-            .env("MQTT_CLIENT_SUFFIX", &spec.suffix)
-            .env("MQTT_SHARED_GROUP", &spec.group)
-            .env("KAFKA_BROKERS", &s.kafka_brokers)
-            .env("KAFKA_READINGS_TOPIC", &spec.topics.readings)
-            .env("KAFKA_EVENTS_TOPIC", &spec.topics.events)
-            .env("KAFKA_DLQ_TOPIC", &spec.topics.dlq)
-            .env("KAFKA_CREATE_TOPICS", "true")
-            .env("KAFKA_TOPIC_PARTITIONS", "3")
             .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
             .stdout(Stdio::from(out.try_clone().expect("clone log")))
             .stderr(Stdio::from(out));
-        for (k, v) in &spec.env {
+        for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("spawn sck-bridge");
-        Bridge {
-            spec: spec.clone(),
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
+        Service {
+            name: bin.to_string(),
             child,
             metrics_port,
             log,
         }
-    }
-
-    pub fn client_id(&self) -> String {
-        format!("{}-{}", self.spec.client, self.spec.suffix)
     }
 
     pub fn wait_ready(&self, timeout: Duration) {
@@ -213,12 +223,13 @@ impl Bridge {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!(
-            "bridge not ready within {timeout:?}; log:\n{}",
-            std::fs::read_to_string(&self.log).unwrap_or_default()
+            "{} not ready within {timeout:?}; log:\n{}",
+            self.name,
+            self.log_text()
         );
     }
 
-    /// GET on the bridge's HTTP port: (status, body).
+    /// GET on the service's HTTP port: (status, body).
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
         http_get(self.metrics_port, path)
     }
@@ -244,6 +255,7 @@ impl Bridge {
             .and_then(|v| v.parse().ok())
     }
 
+    /// SIGKILL, and reap.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -270,10 +282,164 @@ impl Bridge {
     }
 }
 
-impl Drop for Bridge {
+impl Drop for Service {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A running sck-bridge.
+pub struct Bridge {
+    pub spec: BridgeSpec,
+    pub svc: Service,
+}
+
+impl std::ops::Deref for Bridge {
+    type Target = Service;
+    fn deref(&self) -> &Service {
+        &self.svc
+    }
+}
+
+impl std::ops::DerefMut for Bridge {
+    fn deref_mut(&mut self) -> &mut Service {
+        &mut self.svc
+    }
+}
+
+impl Bridge {
+    /// Starts a bridge and waits until `/readyz` says it is connected to MQTT and Kafka.
+    pub fn start(spec: &BridgeSpec) -> Bridge {
+        let b = Bridge::spawn(spec);
+        b.wait_ready(Duration::from_secs(60));
+        b
+    }
+
+    pub fn spawn(spec: &BridgeSpec) -> Bridge {
+        let s = stack();
+        let mut env: Vec<(String, String)> = [
+            ("MQTT_HOST", s.mqtt_host.clone()),
+            ("MQTT_PORT", s.mqtt_port.to_string()),
+            ("MQTT_CLIENT", spec.client.clone()),
+            ("MQTT_CLIENT_SUFFIX", spec.suffix.clone()),
+            ("MQTT_SHARED_GROUP", spec.group.clone()),
+            ("KAFKA_BROKERS", s.kafka_brokers.clone()),
+            ("KAFKA_READINGS_TOPIC", spec.topics.readings.clone()),
+            ("KAFKA_EVENTS_TOPIC", spec.topics.events.clone()),
+            ("KAFKA_DLQ_TOPIC", spec.topics.dlq.clone()),
+            ("KAFKA_CREATE_TOPICS", "true".into()),
+            ("KAFKA_TOPIC_PARTITIONS", "3".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        env.extend(spec.env.iter().cloned());
+        let svc = Service::spawn(
+            "sck-bridge",
+            &format!("{}-{}", spec.client, spec.suffix),
+            &env,
+        );
+        Bridge {
+            spec: spec.clone(),
+            svc,
+        }
+    }
+
+    pub fn client_id(&self) -> String {
+        format!("{}-{}", self.spec.client, self.spec.suffix)
+    }
+}
+
+/// A running sck-decoder on a test's topics, group and database.
+pub struct Decoder {
+    pub svc: Service,
+}
+
+impl std::ops::Deref for Decoder {
+    type Target = Service;
+    fn deref(&self) -> &Service {
+        &self.svc
+    }
+}
+
+impl std::ops::DerefMut for Decoder {
+    fn deref_mut(&mut self) -> &mut Service {
+        &mut self.svc
+    }
+}
+
+impl Decoder {
+    /// Starts a decoder (without waiting for readiness); `env` adds or overrides settings.
+    pub fn spawn(topics: &Topics, group: &str, database: &str, env: &[(&str, &str)]) -> Decoder {
+        let s = stack();
+        let mut all: Vec<(String, String)> = [
+            ("KAFKA_BROKERS", s.kafka_brokers.clone()),
+            ("KAFKA_GROUP", group.to_string()),
+            ("KAFKA_READINGS_TOPIC", topics.readings.clone()),
+            ("KAFKA_EVENTS_TOPIC", topics.events.clone()),
+            ("KAFKA_DLQ_TOPIC", topics.dlq.clone()),
+            ("CLICKHOUSE_URL", format!("http://{}", s.clickhouse_http)),
+            ("CLICKHOUSE_DATABASE", database.to_string()),
+            ("BATCH_MAX_AGE_MS", "300".into()),
+            ("KAFKA_STATISTICS_INTERVAL_MS", "1000".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Decoder {
+            svc: Service::spawn("sck-decoder", &unique("decoder"), &all),
+        }
+    }
+
+    /// Starts a decoder and waits until it is ready (migrated, Kafka and ClickHouse reachable).
+    pub fn start(topics: &Topics, group: &str, database: &str, env: &[(&str, &str)]) -> Decoder {
+        let d = Decoder::spawn(topics, group, database, env);
+        d.wait_ready(Duration::from_secs(60));
+        d
+    }
+}
+
+/// Runs a ClickHouse query over HTTP; the body (TabSeparated by default), or the error text.
+pub fn clickhouse(sql: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect(&stack().clickhouse_http).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "POST / HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{sql}",
+        sql.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
+    let code: u16 = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    if code == 200 {
+        Ok(body)
+    } else {
+        Err(format!("HTTP {code}: {body}"))
+    }
+}
+
+/// A query returning one number.
+pub fn clickhouse_count(sql: &str) -> u64 {
+    let out = clickhouse(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{sql}: not a number: {out:?}"))
+}
+
+/// Drops a test database.
+pub fn drop_database(db: &str) {
+    let _ = clickhouse(&format!("DROP DATABASE IF EXISTS {db}"));
 }
 
 /// Deletes a test's Kafka topics, so test runs do not pile up topics in the local broker
@@ -507,4 +673,127 @@ pub fn seq_of(run: &str, payload: &[u8]) -> Option<usize> {
     }
     let rest = text.split(r#""seq":"#).nth(1)?;
     rest.trim_end_matches('}').parse().ok()
+}
+
+/// Creates a test's three topics with `partitions` partitions each (tansu does not auto-create).
+pub async fn create_topics(topics: &Topics, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &stack().kafka_brokers)
+        .set("log_level", "3")
+        .create()
+        .expect("admin client");
+    let new: Vec<NewTopic> = [&topics.readings, &topics.events, &topics.dlq]
+        .iter()
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for r in admin
+        .create_topics(new.iter(), &opts)
+        .await
+        .expect("create topics")
+    {
+        if let Err((name, code)) = r {
+            assert_eq!(
+                code,
+                rdkafka::error::RDKafkaErrorCode::TopicAlreadyExists,
+                "cannot create topic {name}"
+            );
+        }
+    }
+}
+
+/// A record as sck-bridge writes it: (MQTT topic, payload); key = the topic's device token.
+pub struct BridgeRecord {
+    pub mqtt_topic: String,
+    pub payload: Vec<u8>,
+}
+
+/// Produces records to `topic` exactly as the bridge would (key = token, headers mqtt_topic,
+/// received_at_ms, bridge_id), waiting until Kafka acknowledged every one.
+pub async fn produce_as_bridge(topic: &str, records: &[BridgeRecord]) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &stack().kafka_brokers)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("log_level", "3")
+        .create()
+        .expect("producer");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+        .to_string();
+    for chunk in records.chunks(2_000) {
+        let mut pending = Vec::with_capacity(chunk.len());
+        for r in chunk {
+            let key = r.mqtt_topic.split('/').nth(2).unwrap_or("");
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "mqtt_topic",
+                    value: Some(&r.mqtt_topic),
+                })
+                .insert(Header {
+                    key: "received_at_ms",
+                    value: Some(&now_ms),
+                })
+                .insert(Header {
+                    key: "bridge_id",
+                    value: Some("test"),
+                });
+            let record = FutureRecord::to(topic)
+                .key(key)
+                .payload(&r.payload)
+                .headers(headers);
+            pending.push(producer.send(record, Duration::from_secs(30)));
+        }
+        for p in pending {
+            p.await.map_err(|(e, _)| e).expect("produce");
+        }
+    }
+}
+
+/// Sum over a topic's partitions of the offsets `group` has committed.
+pub async fn committed_total(group: &str, topic: &str, partitions: i32) -> i64 {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &stack().kafka_brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("log_level", "3")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = tokio::task::spawn_blocking(move || {
+        consumer.committed_offsets(tpl, Duration::from_secs(10))
+    })
+    .await
+    .expect("join")
+    .expect("committed offsets");
+    got.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Waits until `f` returns true, polling every 200 ms; false on timeout.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

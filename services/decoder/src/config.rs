@@ -1,0 +1,419 @@
+//! sck-decoder settings: every one an env var with a default and a `--help` line.
+//!
+//! [`Args`] is what clap parses; [`Args::validate`] turns it into a [`Config`] and holds every
+//! rule that can reject a start-up, so those rules are unit-tested without the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use sck_core::runtime::telemetry::LogFormat;
+
+/// Consumes the records sck-bridge wrote to Kafka, decodes both readings formats and the device
+/// events, and inserts them into ClickHouse in batches; Kafka offsets are committed only after
+/// the insert holding them succeeded.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sck-decoder", version)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Kafka bootstrap servers, comma-separated host:port.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+
+    /// Consumer group: decoder replicas in one group share the partitions.
+    #[arg(long, env = "KAFKA_GROUP", default_value = "sck-decoder")]
+    pub kafka_group: String,
+
+    /// Topic of both readings formats (written by sck-bridge).
+    #[arg(long, env = "KAFKA_READINGS_TOPIC", default_value = "sck.readings")]
+    pub kafka_readings_topic: String,
+
+    /// Topic of hello / info / inventory messages.
+    #[arg(long, env = "KAFKA_EVENTS_TOPIC", default_value = "sck.device-events")]
+    pub kafka_events_topic: String,
+
+    /// Dead-letter topic: the decoder writes rejected messages here (header `error`).
+    #[arg(long, env = "KAFKA_DLQ_TOPIC", default_value = "sck.dead-letter")]
+    pub kafka_dlq_topic: String,
+
+    /// Also consume the dead-letter topic, recording what the *bridge* dead-lettered
+    /// (too_large, unknown_topic, …) in `ingest_errors`. The decoder's own records are skipped.
+    #[arg(long, env = "KAFKA_CONSUME_DEAD_LETTER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub kafka_consume_dead_letter: bool,
+
+    /// How often librdkafka reports statistics (the source of the consumer-lag gauge), ms.
+    #[arg(long, env = "KAFKA_STATISTICS_INTERVAL_MS", default_value_t = 5_000)]
+    pub kafka_statistics_interval_ms: u64,
+
+    /// Extra librdkafka consumer properties, `key=value` separated by `;` (applied last).
+    #[arg(long, env = "KAFKA_CONSUMER_PROPERTIES", value_delimiter = ';')]
+    pub kafka_consumer_properties: Vec<String>,
+
+    /// Kafka security.protocol: plaintext, ssl, sasl_plaintext or sasl_ssl.
+    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL", default_value = "plaintext")]
+    pub kafka_security_protocol: String,
+
+    /// SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when SASL is used.
+    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
+    pub kafka_sasl_mechanism: Option<String>,
+
+    /// SASL username.
+    #[arg(long, env = "KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+
+    /// SASL password (never logged).
+    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<String>,
+
+    /// PEM file of the CA for Kafka TLS [default: the system's roots].
+    #[arg(long, env = "KAFKA_SSL_CA_FILE")]
+    pub kafka_ssl_ca_file: Option<PathBuf>,
+
+    /// ClickHouse HTTP(S) endpoint.
+    #[arg(long, env = "CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
+    pub clickhouse_url: String,
+
+    /// ClickHouse database (created by the migrations).
+    #[arg(long, env = "CLICKHOUSE_DATABASE", default_value = "sck")]
+    pub clickhouse_database: String,
+
+    /// ClickHouse user.
+    #[arg(long, env = "CLICKHOUSE_USER", default_value = "default")]
+    pub clickhouse_user: String,
+
+    /// ClickHouse password (never logged) [default: none].
+    #[arg(long, env = "CLICKHOUSE_PASSWORD", hide_env_values = true)]
+    pub clickhouse_password: Option<String>,
+
+    /// Insert compression: lz4 or none.
+    #[arg(long, env = "CLICKHOUSE_COMPRESSION", default_value = "lz4")]
+    pub clickhouse_compression: String,
+
+    /// Let the clickhouse crate check rows against the table schema (RowBinaryWithNamesAndTypes).
+    /// Needs a current ClickHouse; must stay off for old servers such as 18.16.
+    #[arg(long, env = "CLICKHOUSE_VALIDATION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub clickhouse_validation: bool,
+
+    /// Run the schema migrations at start (they are idempotent; `sck-decoder migrate` runs
+    /// only them).
+    #[arg(long, env = "CLICKHOUSE_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub clickhouse_migrate: bool,
+
+    /// Time limit of one INSERT, seconds (then it is retried).
+    #[arg(long, env = "INSERT_TIMEOUT_SECS", default_value_t = 30)]
+    pub insert_timeout_secs: u64,
+
+    /// A batch is inserted when it holds this many rows …
+    #[arg(long, env = "BATCH_MAX_ROWS", default_value_t = 50_000)]
+    pub batch_max_rows: usize,
+
+    /// … or this many payload bytes …
+    #[arg(long, env = "BATCH_MAX_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub batch_max_bytes: usize,
+
+    /// … or when its first message is this old, milliseconds.
+    #[arg(long, env = "BATCH_MAX_AGE_MS", default_value_t = 1_000)]
+    pub batch_max_age_ms: u64,
+
+    /// Readings stamped more than this far in the future are rejected, seconds.
+    #[arg(long, env = "MAX_FUTURE_SECS", default_value_t = 86_400)]
+    pub max_future_secs: i64,
+
+    /// On SIGTERM, how long to keep trying to insert and commit what was consumed, seconds.
+    #[arg(long, env = "DRAIN_TIMEOUT_SECS", default_value_t = 20)]
+    pub drain_timeout_secs: u64,
+
+    /// Address of the /metrics, /healthz and /readyz endpoints.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:9000")]
+    pub metrics_addr: SocketAddr,
+
+    /// Log format: text or json (filter with RUST_LOG, default info).
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Run the ClickHouse schema migrations and exit (the service also runs them at start).
+    Migrate,
+    /// Consume and insert (the default).
+    Run,
+}
+
+/// Kafka connection security, passed through to librdkafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSecurity {
+    pub protocol: String,
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<String>,
+    pub ssl_ca_file: Option<PathBuf>,
+}
+
+/// Batch bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub max_age: Duration,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub command: Command,
+    pub kafka_brokers: String,
+    pub group: String,
+    pub readings_topic: String,
+    pub events_topic: String,
+    pub dlq_topic: String,
+    pub consume_dead_letter: bool,
+    pub statistics_interval_ms: u64,
+    pub consumer_properties: Vec<(String, String)>,
+    pub security: KafkaSecurity,
+    pub clickhouse_url: String,
+    pub database: String,
+    pub clickhouse_user: String,
+    pub clickhouse_password: Option<String>,
+    pub lz4: bool,
+    pub validation: bool,
+    pub migrate: bool,
+    pub insert_timeout: Duration,
+    pub batch: BatchLimits,
+    pub max_future_secs: i64,
+    pub drain_timeout: Duration,
+    pub metrics_addr: SocketAddr,
+    pub client_id: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{name} must be {what}, got {value:?}")]
+    Invalid {
+        name: &'static str,
+        what: &'static str,
+        value: String,
+    },
+}
+
+fn invalid(name: &'static str, what: &'static str, value: impl ToString) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        what,
+        value: value.to_string(),
+    }
+}
+
+impl Args {
+    pub fn validate(self, hostname: &str) -> Result<Config, ConfigError> {
+        let db = &self.clickhouse_database;
+        if db.is_empty()
+            || !db.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+            || db.as_bytes()[0].is_ascii_digit()
+        {
+            return Err(invalid(
+                "CLICKHOUSE_DATABASE",
+                "letters, digits and '_' (not starting with a digit)",
+                db,
+            ));
+        }
+        let lz4 = match self.clickhouse_compression.to_ascii_lowercase().as_str() {
+            "lz4" => true,
+            "none" => false,
+            _ => {
+                return Err(invalid(
+                    "CLICKHOUSE_COMPRESSION",
+                    "lz4 or none",
+                    &self.clickhouse_compression,
+                ))
+            }
+        };
+        if self.batch_max_rows == 0 {
+            return Err(invalid("BATCH_MAX_ROWS", "at least 1", self.batch_max_rows));
+        }
+        if self.batch_max_bytes < 1024 {
+            return Err(invalid(
+                "BATCH_MAX_BYTES",
+                "at least 1024",
+                self.batch_max_bytes,
+            ));
+        }
+        if self.batch_max_age_ms == 0 {
+            return Err(invalid(
+                "BATCH_MAX_AGE_MS",
+                "at least 1",
+                self.batch_max_age_ms,
+            ));
+        }
+        if self.max_future_secs < 0 {
+            return Err(invalid(
+                "MAX_FUTURE_SECS",
+                "0 or more",
+                self.max_future_secs,
+            ));
+        }
+        if self.insert_timeout_secs == 0 {
+            return Err(invalid("INSERT_TIMEOUT_SECS", "at least 1", 0));
+        }
+        let protocol = self.kafka_security_protocol.to_ascii_lowercase();
+        if !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"].contains(&protocol.as_str()) {
+            return Err(invalid(
+                "KAFKA_SECURITY_PROTOCOL",
+                "plaintext, ssl, sasl_plaintext or sasl_ssl",
+                &self.kafka_security_protocol,
+            ));
+        }
+        let mut consumer_properties = Vec::new();
+        for p in self
+            .kafka_consumer_properties
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+        {
+            match p.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => {
+                    consumer_properties.push((k.trim().to_string(), v.trim().to_string()))
+                }
+                _ => return Err(invalid("KAFKA_CONSUMER_PROPERTIES", "key=value;…", p)),
+            }
+        }
+        for (name, topic) in [
+            ("KAFKA_READINGS_TOPIC", &self.kafka_readings_topic),
+            ("KAFKA_EVENTS_TOPIC", &self.kafka_events_topic),
+            ("KAFKA_DLQ_TOPIC", &self.kafka_dlq_topic),
+        ] {
+            if topic.trim().is_empty() {
+                return Err(invalid(name, "a topic name", topic));
+            }
+        }
+        Ok(Config {
+            command: self.command.unwrap_or(Command::Run),
+            kafka_brokers: self.kafka_brokers,
+            group: self.kafka_group,
+            readings_topic: self.kafka_readings_topic,
+            events_topic: self.kafka_events_topic,
+            dlq_topic: self.kafka_dlq_topic,
+            consume_dead_letter: self.kafka_consume_dead_letter,
+            statistics_interval_ms: self.kafka_statistics_interval_ms,
+            consumer_properties,
+            security: KafkaSecurity {
+                protocol,
+                sasl_mechanism: self.kafka_sasl_mechanism,
+                sasl_username: self.kafka_sasl_username,
+                sasl_password: self.kafka_sasl_password,
+                ssl_ca_file: self.kafka_ssl_ca_file,
+            },
+            clickhouse_url: self.clickhouse_url,
+            database: self.clickhouse_database,
+            clickhouse_user: self.clickhouse_user,
+            clickhouse_password: self.clickhouse_password,
+            lz4,
+            validation: self.clickhouse_validation,
+            migrate: self.clickhouse_migrate,
+            insert_timeout: Duration::from_secs(self.insert_timeout_secs),
+            batch: BatchLimits {
+                max_rows: self.batch_max_rows,
+                max_bytes: self.batch_max_bytes,
+                max_age: Duration::from_millis(self.batch_max_age_ms),
+            },
+            max_future_secs: self.max_future_secs,
+            drain_timeout: Duration::from_secs(self.drain_timeout_secs),
+            metrics_addr: self.metrics_addr,
+            client_id: format!("sck-decoder-{hostname}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["sck-decoder"];
+        argv.extend_from_slice(args);
+        Args::try_parse_from(argv).expect("clap").validate("pod-1")
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.command, Command::Run);
+        assert_eq!(c.group, "sck-decoder");
+        assert_eq!(
+            (
+                c.readings_topic.as_str(),
+                c.events_topic.as_str(),
+                c.dlq_topic.as_str()
+            ),
+            ("sck.readings", "sck.device-events", "sck.dead-letter")
+        );
+        assert_eq!(c.database, "sck");
+        assert!(c.lz4 && !c.validation && c.migrate && c.consume_dead_letter);
+        assert_eq!(
+            c.batch,
+            BatchLimits {
+                max_rows: 50_000,
+                max_bytes: 16 * 1024 * 1024,
+                max_age: Duration::from_secs(1)
+            }
+        );
+        assert_eq!(c.max_future_secs, 86_400);
+        assert_eq!(c.client_id, "sck-decoder-pod-1");
+    }
+
+    #[test]
+    fn migrate_subcommand() {
+        assert_eq!(parse(&["migrate"]).unwrap().command, Command::Migrate);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for (args, name) in [
+            (
+                vec!["--clickhouse-database", "sck; DROP"],
+                "CLICKHOUSE_DATABASE",
+            ),
+            (vec!["--clickhouse-database", "1db"], "CLICKHOUSE_DATABASE"),
+            (
+                vec!["--clickhouse-compression", "zip"],
+                "CLICKHOUSE_COMPRESSION",
+            ),
+            (vec!["--batch-max-rows", "0"], "BATCH_MAX_ROWS"),
+            (vec!["--batch-max-bytes", "10"], "BATCH_MAX_BYTES"),
+            (vec!["--batch-max-age-ms", "0"], "BATCH_MAX_AGE_MS"),
+            (vec!["--max-future-secs", "-1"], "MAX_FUTURE_SECS"),
+            (
+                vec!["--kafka-security-protocol", "tls"],
+                "KAFKA_SECURITY_PROTOCOL",
+            ),
+            (
+                vec!["--kafka-consumer-properties", "fetch.min.bytes"],
+                "KAFKA_CONSUMER_PROPERTIES",
+            ),
+            (vec!["--kafka-readings-topic", " "], "KAFKA_READINGS_TOPIC"),
+        ] {
+            match parse(&args) {
+                Err(ConfigError::Invalid { name: n, .. }) => assert_eq!(n, name, "{args:?}"),
+                Ok(_) => panic!("{args:?} accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn consumer_properties_are_split() {
+        let c = parse(&[
+            "--kafka-consumer-properties",
+            "fetch.min.bytes=1000; session.timeout.ms=30000;",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.consumer_properties,
+            vec![
+                ("fetch.min.bytes".to_string(), "1000".to_string()),
+                ("session.timeout.ms".to_string(), "30000".to_string())
+            ]
+        );
+    }
+}

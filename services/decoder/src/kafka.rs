@@ -1,0 +1,286 @@
+//! The decoder's Kafka side: the consumer (manual commits only), its context (rebalance
+//! bookkeeping and the consumer-lag gauge from librdkafka statistics), the dead-letter producer
+//! and the reachability probe behind `/readyz`.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
+use rdkafka::TopicPartitionList;
+use sck_core::backoff::Backoff;
+use sck_core::runtime::backoff_sleep;
+
+use crate::batch::DeadLetter;
+use crate::config::{Config, KafkaSecurity};
+use crate::metrics::Metrics;
+
+/// Header on the decoder's own dead-letter records, so a decoder reading the dead-letter topic
+/// skips them (only the bridge's become `ingest_errors` rows there).
+pub const HEADER_DEAD_LETTERED_BY: &str = "dead_lettered_by";
+pub const DEAD_LETTERED_BY: &str = "sck-decoder";
+/// Header with the human-readable reason on the decoder's dead-letter records.
+pub const HEADER_ERROR_MESSAGE: &str = "error_message";
+
+/// Which partitions this consumer owns, and a counter bumped on every revocation so the main
+/// loop can tell that its buffered records may no longer be its to commit.
+#[derive(Debug, Default)]
+pub struct Assignment {
+    pub generation: AtomicU64,
+    pub partitions: Mutex<BTreeSet<(String, i32)>>,
+}
+
+impl Assignment {
+    pub fn owns(&self, topic: &str, partition: i32) -> bool {
+        self.partitions
+            .lock()
+            .map(|p| p.contains(&(topic.to_string(), partition)))
+            .unwrap_or(false)
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+}
+
+pub struct Ctx {
+    pub assignment: Arc<Assignment>,
+    pub metrics: Metrics,
+}
+
+impl ClientContext for Ctx {
+    fn stats(&self, stats: Statistics) {
+        let owned = self
+            .assignment
+            .partitions
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default();
+        self.metrics.consumer_lag.reset();
+        for (topic, t) in &stats.topics {
+            for (partition, p) in &t.partitions {
+                if !owned.contains(&(topic.clone(), *partition)) {
+                    continue;
+                }
+                self.metrics
+                    .consumer_lag
+                    .with_label_values(&[topic.as_str(), &partition.to_string()])
+                    .set(lag(p.hi_offset, p.committed_offset, p.lo_offset));
+            }
+        }
+    }
+}
+
+/// Records between the committed offset (or the log start, when nothing is committed) and the
+/// high watermark, clamped at 0 (brokers such as tansu may under-report the watermark).
+pub fn lag(hi: i64, committed: i64, lo: i64) -> i64 {
+    if hi < 0 {
+        return 0;
+    }
+    let from = if committed >= 0 { committed } else { lo.max(0) };
+    (hi - from).max(0)
+}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.assignment.generation.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut p) = self.assignment.partitions.lock() {
+                for e in tpl.elements() {
+                    p.remove(&(e.topic().to_string(), e.partition()));
+                }
+            }
+            tracing::info!(partitions = tpl.count(), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                if let Ok(mut p) = self.assignment.partitions.lock() {
+                    for e in tpl.elements() {
+                        p.insert((e.topic().to_string(), e.partition()));
+                    }
+                }
+                let list: Vec<String> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                    .collect();
+                tracing::info!(partitions = ?list, "partitions assigned");
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            self.metrics.commit_errors.inc();
+            tracing::warn!(error = %e, "offset commit failed (the next commit covers it)");
+        }
+    }
+}
+
+pub type DecoderConsumer = StreamConsumer<Ctx>;
+
+fn apply_security(c: &mut ClientConfig, s: &KafkaSecurity) {
+    c.set("security.protocol", &s.protocol);
+    if let Some(m) = &s.sasl_mechanism {
+        c.set("sasl.mechanism", m);
+    }
+    if let Some(u) = &s.sasl_username {
+        c.set("sasl.username", u);
+    }
+    if let Some(p) = &s.sasl_password {
+        c.set("sasl.password", p);
+    }
+    if let Some(ca) = &s.ssl_ca_file {
+        c.set("ssl.ca.location", ca.to_string_lossy());
+    }
+}
+
+fn base_config(cfg: &Config) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.kafka_brokers)
+        .set("client.id", &cfg.client_id)
+        .set("reconnect.backoff.ms", "100")
+        .set("reconnect.backoff.max.ms", "10000")
+        .set("log_level", "4");
+    apply_security(&mut c, &cfg.security);
+    c
+}
+
+/// The consumer: offsets are committed by the decoder, explicitly, after each insert.
+pub fn consumer(cfg: &Config, ctx: Ctx) -> anyhow::Result<Arc<DecoderConsumer>> {
+    let mut c = base_config(cfg);
+    c.set("group.id", &cfg.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set(
+            "statistics.interval.ms",
+            cfg.statistics_interval_ms.to_string(),
+        )
+        // Bounds what librdkafka prefetches while the decoder is paused (ClickHouse down).
+        .set("queued.max.messages.kbytes", "32768");
+    for (k, v) in &cfg.consumer_properties {
+        c.set(k, v);
+    }
+    let consumer: DecoderConsumer = c
+        .create_with_context(ctx)
+        .context("creating the Kafka consumer")?;
+    let mut topics = vec![cfg.readings_topic.as_str(), cfg.events_topic.as_str()];
+    if cfg.consume_dead_letter {
+        topics.push(cfg.dlq_topic.as_str());
+    }
+    consumer
+        .subscribe(&topics)
+        .context("subscribing to the Kafka topics")?;
+    Ok(Arc::new(consumer))
+}
+
+/// The dead-letter producer: acks=all, idempotent, like the bridge's.
+pub fn producer(cfg: &Config) -> anyhow::Result<FutureProducer> {
+    let mut c = base_config(cfg);
+    c.set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5");
+    c.create().context("creating the dead-letter producer")
+}
+
+/// Writes dead-letter records; each is produced again until Kafka has it.
+pub struct DeadLetterWriter {
+    pub producer: FutureProducer,
+    pub topic: String,
+    pub metrics: Metrics,
+    pub retry: Backoff,
+}
+
+impl DeadLetterWriter {
+    pub async fn write_all(&self, records: &[DeadLetter]) {
+        // Enqueue everything first (librdkafka batches them), then wait for each delivery.
+        let pending: Vec<_> = records.iter().map(|r| self.enqueue(r)).collect();
+        for (r, p) in records.iter().zip(pending) {
+            let mut result = deliver(p).await;
+            let mut attempt = 0;
+            while let Err(e) = result {
+                if attempt == 0 {
+                    tracing::warn!(error = %e, "dead-letter produce failed; retrying");
+                }
+                backoff_sleep(&self.retry, attempt).await;
+                attempt += 1;
+                result = deliver(self.enqueue(r)).await;
+            }
+            self.metrics
+                .dead_lettered
+                .with_label_values(&[r.reason])
+                .inc();
+        }
+    }
+
+    fn enqueue(&self, r: &DeadLetter) -> Result<DeliveryFuture, String> {
+        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len() + 1);
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v),
+            });
+        }
+        headers = headers.insert(Header {
+            key: HEADER_DEAD_LETTERED_BY,
+            value: Some(DEAD_LETTERED_BY),
+        });
+        let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic)
+            .payload(&r.payload)
+            .headers(headers);
+        if let Some(k) = &r.key {
+            record = record.key(k);
+        }
+        self.producer
+            .send_result(record)
+            .map_err(|(e, _)| e.to_string())
+    }
+}
+
+async fn deliver(pending: Result<DeliveryFuture, String>) -> Result<(), String> {
+    match pending?.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(e.to_string()),
+        Err(_) => Err("delivery report lost (producer closed)".to_string()),
+    }
+}
+
+/// Probes Kafka (cluster metadata through the consumer) every few seconds for `/readyz`.
+pub fn probe(consumer: &DecoderConsumer) -> Result<(), String> {
+    consumer
+        .fetch_metadata(None, Duration::from_secs(5))
+        .map(|_| ())
+        .map_err(|e| format!("metadata request failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_from_the_committed_offset_and_never_negative() {
+        assert_eq!(lag(100, 40, 0), 60);
+        assert_eq!(
+            lag(100, -1001, 10),
+            90,
+            "nothing committed: from the log start"
+        );
+        assert_eq!(lag(100, 120, 0), 0, "under-reported watermark clamps at 0");
+        assert_eq!(lag(-1, 5, 0), 0, "unknown watermark");
+    }
+}

@@ -1,0 +1,175 @@
+//! The decoder's Prometheus metrics. Names are a contract with the dashboards, alert rules and
+//! the autoscaler (`sck_decoder_consumer_lag`): keep them stable.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+use sck_core::reading::ErrorKind;
+use sck_core::topic::Kind;
+
+/// Kind label of records read from the dead-letter topic.
+pub const KIND_DEAD_LETTER: &str = "dead_letter";
+/// Kind label of records whose topic header is missing or does not route.
+pub const KIND_UNKNOWN: &str = "unknown";
+/// The tables rows go to.
+pub const TABLES: [&str; 5] = [
+    "readings",
+    "ingest_errors",
+    "device_hello",
+    "device_info",
+    "device_inventory",
+];
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// Kafka records consumed, by kind.
+    pub consumed: IntCounterVec,
+    /// Rows inserted (the insert succeeded), by table.
+    pub rows_inserted: IntCounterVec,
+    /// Rejected messages / readings (`ingest_errors` rows), by reason.
+    pub errors: IntCounterVec,
+    /// Records written to the dead-letter topic, by reason.
+    pub dead_lettered: IntCounterVec,
+    /// Rows per inserted batch (all tables).
+    pub batch_rows: Histogram,
+    /// Duration of one successful INSERT, by table.
+    pub insert_seconds: HistogramVec,
+    /// Failed INSERT attempts (retried), by table.
+    pub insert_errors: IntCounterVec,
+    /// From the bridge receiving a message (`received_at_ms`) to its rows being inserted.
+    pub end_to_end_seconds: Histogram,
+    /// Records not yet committed by this group, per assigned partition (clamped at 0).
+    pub consumer_lag: IntGaugeVec,
+    /// Offset commits that failed (the next commit covers them; a restart re-reads).
+    pub commit_errors: IntCounter,
+    /// Rows buffered and not yet inserted.
+    pub buffered_rows: IntGauge,
+    /// 1 while consumption is paused because the buffer is full (ClickHouse slow or down).
+    pub paused: IntGauge,
+    /// Batches discarded uninserted and uncommitted because their partitions were revoked.
+    pub batches_discarded: IntCounter,
+    /// 1 while Kafka answers metadata requests.
+    pub kafka_up: IntGauge,
+    /// 1 while ClickHouse answers queries.
+    pub clickhouse_up: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let m = Metrics {
+            consumed: IntCounterVec::new(
+                Opts::new("sck_decoder_messages_consumed_total", "Kafka records consumed, by kind"),
+                &["kind"],
+            )?,
+            rows_inserted: IntCounterVec::new(
+                Opts::new("sck_decoder_rows_inserted_total", "Rows inserted into ClickHouse, by table"),
+                &["table"],
+            )?,
+            errors: IntCounterVec::new(
+                Opts::new(
+                    "sck_decoder_errors_total",
+                    "Rejected messages or readings (ingest_errors rows), by reason",
+                ),
+                &["reason"],
+            )?,
+            dead_lettered: IntCounterVec::new(
+                Opts::new(
+                    "sck_decoder_dead_lettered_total",
+                    "Records written to the dead-letter topic, by reason",
+                ),
+                &["reason"],
+            )?,
+            batch_rows: Histogram::with_opts(
+                HistogramOpts::new("sck_decoder_batch_rows", "Rows per inserted batch").buckets(
+                    vec![1.0, 10.0, 100.0, 500.0, 1_000.0, 5_000.0, 10_000.0, 25_000.0, 50_000.0, 100_000.0],
+                ),
+            )?,
+            insert_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "sck_decoder_insert_duration_seconds",
+                    "Duration of successful INSERTs, by table",
+                )
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+                &["table"],
+            )?,
+            insert_errors: IntCounterVec::new(
+                Opts::new("sck_decoder_insert_errors_total", "Failed INSERT attempts, by table"),
+                &["table"],
+            )?,
+            end_to_end_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "sck_decoder_end_to_end_latency_seconds",
+                    "Bridge receive time (received_at_ms header) to rows inserted, per message",
+                )
+                .buckets(vec![
+                    0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+                ]),
+            )?,
+            consumer_lag: IntGaugeVec::new(
+                Opts::new(
+                    "sck_decoder_consumer_lag",
+                    "Records behind the partition's high watermark (committed offsets), per assigned partition",
+                ),
+                &["topic", "partition"],
+            )?,
+            commit_errors: IntCounter::new(
+                "sck_decoder_commit_errors_total",
+                "Kafka offset commits that failed",
+            )?,
+            buffered_rows: IntGauge::new(
+                "sck_decoder_buffered_rows",
+                "Rows decoded and waiting to be inserted",
+            )?,
+            paused: IntGauge::new(
+                "sck_decoder_paused",
+                "1 while consumption is paused because the insert buffer is full",
+            )?,
+            batches_discarded: IntCounter::new(
+                "sck_decoder_batches_discarded_total",
+                "Uninserted batches dropped uncommitted because a rebalance revoked their partitions",
+            )?,
+            kafka_up: IntGauge::new("sck_decoder_kafka_up", "1 while Kafka answers metadata requests")?,
+            clickhouse_up: IntGauge::new("sck_decoder_clickhouse_up", "1 while ClickHouse answers queries")?,
+            registry,
+        };
+        let r = &m.registry;
+        r.register(Box::new(m.consumed.clone()))?;
+        r.register(Box::new(m.rows_inserted.clone()))?;
+        r.register(Box::new(m.errors.clone()))?;
+        r.register(Box::new(m.dead_lettered.clone()))?;
+        r.register(Box::new(m.batch_rows.clone()))?;
+        r.register(Box::new(m.insert_seconds.clone()))?;
+        r.register(Box::new(m.insert_errors.clone()))?;
+        r.register(Box::new(m.end_to_end_seconds.clone()))?;
+        r.register(Box::new(m.consumer_lag.clone()))?;
+        r.register(Box::new(m.commit_errors.clone()))?;
+        r.register(Box::new(m.buffered_rows.clone()))?;
+        r.register(Box::new(m.paused.clone()))?;
+        r.register(Box::new(m.batches_discarded.clone()))?;
+        r.register(Box::new(m.kafka_up.clone()))?;
+        r.register(Box::new(m.clickhouse_up.clone()))?;
+        // Pre-create the label values dashboards and alerts expect, so series exist at zero.
+        for kind in [
+            Kind::Readings,
+            Kind::ReadingsRaw,
+            Kind::Hello,
+            Kind::Info,
+            Kind::Inventory,
+        ] {
+            m.consumed.with_label_values(&[kind.as_str()]);
+        }
+        m.consumed.with_label_values(&[KIND_DEAD_LETTER]);
+        m.consumed.with_label_values(&[KIND_UNKNOWN]);
+        for t in TABLES {
+            m.rows_inserted.with_label_values(&[t]);
+            m.insert_errors.with_label_values(&[t]);
+        }
+        for k in ErrorKind::ALL {
+            m.errors.with_label_values(&[k.as_str()]);
+        }
+        Ok(m)
+    }
+}

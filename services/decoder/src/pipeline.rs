@@ -1,0 +1,374 @@
+//! The decoder's main loop: consume → decode → batch → insert → commit.
+//!
+//! One batch is being inserted (a spawned task) while the next one fills, so decoding and
+//! inserting overlap. When the next batch is full too, the assigned partitions are paused
+//! (librdkafka stops fetching; the loop keeps polling so the group membership stays alive):
+//! memory stays bounded however long ClickHouse is away, and nothing is committed meanwhile.
+//!
+//! Offsets are committed only for a batch whose rows are all inserted and whose dead-letter
+//! records Kafka has acknowledged, and only for partitions this consumer still owns. A
+//! rebalance that revokes partitions discards the batch still being filled (uninserted and
+//! uncommitted: the new owner consumes those records again).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use sck_core::decode::{Decoder, Outcome};
+use sck_core::envelope::{HEADER_ERROR, HEADER_MQTT_TOPIC, HEADER_RECEIVED_AT_MS};
+use sck_core::reading::{Decoded, Limits};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::batch::{Batch, DeadLetter, RecordMeta, Source};
+use crate::config::BatchLimits;
+use crate::kafka::{
+    Assignment, DeadLetterWriter, DecoderConsumer, DEAD_LETTERED_BY, HEADER_DEAD_LETTERED_BY,
+    HEADER_ERROR_MESSAGE,
+};
+use crate::metrics::{Metrics, KIND_DEAD_LETTER, KIND_UNKNOWN};
+use crate::sink::Sink;
+
+pub struct Pipeline {
+    pub consumer: Arc<DecoderConsumer>,
+    pub assignment: Arc<Assignment>,
+    pub sink: Arc<Sink>,
+    pub dead_letters: Arc<DeadLetterWriter>,
+    pub metrics: Metrics,
+    pub limits: BatchLimits,
+    pub max_future_secs: i64,
+    pub dlq_topic: String,
+    pub drain_timeout: Duration,
+}
+
+/// Per-loop decoding state (reused buffers).
+struct Work {
+    decoder: Decoder,
+    decoded: Decoded,
+    current: Batch,
+    /// The assignment generation `current` was filled under.
+    generation: u64,
+    inflight: Option<(JoinHandle<Batch>, usize)>,
+    paused: bool,
+    consume_errors: u64,
+}
+
+impl Pipeline {
+    pub async fn run(self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let mut w = Work {
+            decoder: Decoder::default(),
+            decoded: Decoded::default(),
+            current: Batch::default(),
+            generation: self.assignment.generation(),
+            inflight: None,
+            paused: false,
+            consume_errors: 0,
+        };
+        loop {
+            self.check_generation(&mut w);
+            let due = !w.current.is_empty()
+                && (w.current.is_full(&self.limits)
+                    || w.current
+                        .deadline(&self.limits)
+                        .is_some_and(|d| d <= Instant::now()));
+            if due && w.inflight.is_none() {
+                let batch = std::mem::take(&mut w.current);
+                let rows = batch.rows();
+                w.inflight = Some((tokio::spawn(self.flush(batch)), rows));
+            }
+            self.set_paused(&mut w);
+            self.metrics
+                .buffered_rows
+                .set((w.current.rows() + w.inflight.as_ref().map_or(0, |f| f.1)) as i64);
+            let deadline = w.current.deadline(&self.limits);
+            tokio::select! {
+                _ = stop.changed() => break,
+                done = async { w.inflight.as_mut().map(|f| &mut f.0).expect("guarded").await },
+                    if w.inflight.is_some() =>
+                {
+                    w.inflight = None;
+                    match done {
+                        Ok(batch) => self.commit(&batch, CommitMode::Async),
+                        Err(e) => anyhow::bail!("insert task failed: {e}"),
+                    }
+                }
+                msg = self.consumer.recv() => {
+                    self.check_generation(&mut w);
+                    match msg {
+                        Ok(m) => self.handle(&mut w, &m),
+                        Err(e) => {
+                            w.consume_errors += 1;
+                            if w.consume_errors.is_power_of_two() {
+                                tracing::warn!(error = %e, count = w.consume_errors, "Kafka consume error");
+                            }
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now).into()),
+                    if deadline.is_some() && w.inflight.is_none() => {}
+            }
+        }
+        self.drain(w).await;
+        Ok(())
+    }
+
+    /// A revocation happened since `current` started filling: drop it (uninserted, uncommitted).
+    fn check_generation(&self, w: &mut Work) {
+        let g = self.assignment.generation();
+        if g == w.generation {
+            return;
+        }
+        w.generation = g;
+        w.paused = false; // a new assignment starts unpaused
+        if !w.current.is_empty() {
+            tracing::info!(
+                messages = w.current.messages,
+                "rebalance: discarding the uninserted batch; its records will be consumed again"
+            );
+            self.metrics.batches_discarded.inc();
+            w.current = Batch::default();
+        }
+    }
+
+    fn set_paused(&self, w: &mut Work) {
+        let want = w.inflight.is_some() && w.current.is_full(&self.limits);
+        if want == w.paused {
+            return;
+        }
+        let result = self.consumer.assignment().and_then(|tpl| {
+            if want {
+                self.consumer.pause(&tpl)
+            } else {
+                self.consumer.resume(&tpl)
+            }
+        });
+        match result {
+            Ok(()) => {
+                w.paused = want;
+                self.metrics.paused.set(want as i64);
+                if want {
+                    tracing::info!(
+                        "insert buffer full: pausing consumption until the insert completes"
+                    );
+                } else {
+                    tracing::info!("resuming consumption");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot pause/resume partitions"),
+        }
+    }
+
+    fn handle(&self, w: &mut Work, m: &BorrowedMessage<'_>) {
+        let payload = m.payload().unwrap_or_default();
+        let mut mqtt_topic = None;
+        let mut received_at_ms = None;
+        let mut error = None;
+        let mut ours = false;
+        if let Some(headers) = m.headers() {
+            for h in headers.iter() {
+                let v = h.value.and_then(|v| std::str::from_utf8(v).ok());
+                match h.key {
+                    HEADER_MQTT_TOPIC => mqtt_topic = v,
+                    HEADER_RECEIVED_AT_MS => received_at_ms = v.and_then(|v| v.parse::<i64>().ok()),
+                    HEADER_ERROR => error = v,
+                    HEADER_DEAD_LETTERED_BY => ours = v == Some(DEAD_LETTERED_BY),
+                    _ => {}
+                }
+            }
+        }
+        let meta = RecordMeta {
+            source: Source {
+                topic: m.topic(),
+                partition: m.partition(),
+                offset: m.offset(),
+            },
+            mqtt_topic: mqtt_topic.unwrap_or(""),
+            received_at_ms: received_at_ms
+                .or_else(|| m.timestamp().to_millis())
+                .unwrap_or(0),
+        };
+        if m.topic() == self.dlq_topic {
+            self.metrics
+                .consumed
+                .with_label_values(&[KIND_DEAD_LETTER])
+                .inc();
+            if ours {
+                w.current.add_skipped(meta.source);
+            } else {
+                let token = m
+                    .key()
+                    .and_then(|k| std::str::from_utf8(k).ok())
+                    .unwrap_or("");
+                let reason = error.unwrap_or("unknown");
+                self.metrics.errors.with_label_values(&[reason]).inc();
+                w.current
+                    .add_bridge_dead_letter(&meta, token, reason, payload);
+            }
+            return;
+        }
+        let limits = Limits {
+            now: now_secs(),
+            max_future_secs: self.max_future_secs,
+        };
+        let outcome = w
+            .decoder
+            .decode(mqtt_topic, payload, &limits, &mut w.decoded);
+        let kind = match outcome {
+            Outcome::Readings { format, .. } => match format {
+                sck_core::reading::Format::Json => "readings",
+                sck_core::reading::Format::Raw => "readings_raw",
+            },
+            Outcome::Hello { .. } => "hello",
+            Outcome::Info { .. } => "info",
+            Outcome::Inventory => "inventory",
+            Outcome::Rejected { kind, .. } => kind.map_or(KIND_UNKNOWN, |k| k.as_str()),
+        };
+        self.metrics.consumed.with_label_values(&[kind]).inc();
+        for p in &w.decoded.problems {
+            self.metrics
+                .errors
+                .with_label_values(&[p.kind.as_str()])
+                .inc();
+        }
+        if w.current.add(&meta, &outcome, &w.decoded, payload) {
+            let first = &w.decoded.problems[0];
+            let mut headers: Vec<(String, Vec<u8>)> = m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            headers.push((
+                HEADER_ERROR.to_string(),
+                first.kind.as_str().as_bytes().to_vec(),
+            ));
+            headers.push((
+                HEADER_ERROR_MESSAGE.to_string(),
+                first.message.as_bytes().to_vec(),
+            ));
+            headers.push(("source_topic".to_string(), m.topic().as_bytes().to_vec()));
+            headers.push((
+                "source_partition".to_string(),
+                m.partition().to_string().into_bytes(),
+            ));
+            headers.push((
+                "source_offset".to_string(),
+                m.offset().to_string().into_bytes(),
+            ));
+            w.current.dead_letters.push(DeadLetter {
+                key: m.key().map(<[u8]>::to_vec),
+                payload: payload.to_vec(),
+                headers,
+                reason: first.kind.as_str(),
+            });
+        }
+    }
+
+    /// Inserts a batch and writes its dead letters; resolves when both are durable.
+    fn flush(&self, batch: Batch) -> impl std::future::Future<Output = Batch> + Send + 'static {
+        let (sink, dlq, metrics) = (
+            self.sink.clone(),
+            self.dead_letters.clone(),
+            self.metrics.clone(),
+        );
+        async move {
+            sink.write(&batch).await;
+            dlq.write_all(&batch.dead_letters).await;
+            metrics.batch_rows.observe(batch.rows() as f64);
+            let now_ms = now_millis();
+            for r in &batch.received_ms {
+                metrics
+                    .end_to_end_seconds
+                    .observe((now_ms - r).max(0) as f64 / 1000.0);
+            }
+            batch
+        }
+    }
+
+    /// Commits the batch's offsets for the partitions this consumer still owns.
+    fn commit(&self, batch: &Batch, mode: CommitMode) {
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), next) in &batch.offsets {
+            if !self.assignment.owns(topic, *partition) {
+                tracing::debug!(
+                    topic,
+                    partition,
+                    "not committing a partition no longer owned"
+                );
+                continue;
+            }
+            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
+                tracing::warn!(error = %e, "cannot build the commit list");
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        if let Err(e) = self.consumer.commit(&tpl, mode) {
+            self.metrics.commit_errors.inc();
+            tracing::warn!(error = %e, "offset commit failed (records will be consumed again)");
+        }
+    }
+
+    /// SIGTERM: finish the insert in flight, insert what is buffered, commit, leave the group.
+    async fn drain(self, mut w: Work) {
+        let deadline = tokio::time::Instant::now() + self.drain_timeout;
+        tracing::info!(
+            buffered = w.current.messages,
+            inflight = w.inflight.is_some(),
+            "draining: inserting and committing what was consumed"
+        );
+        let mut complete = true;
+        if let Some((task, _)) = w.inflight.take() {
+            match tokio::time::timeout_at(deadline, task).await {
+                Ok(Ok(batch)) => self.commit(&batch, CommitMode::Sync),
+                _ => complete = false,
+            }
+        }
+        self.check_generation(&mut w);
+        if complete && !w.current.is_empty() {
+            let batch = std::mem::take(&mut w.current);
+            match tokio::time::timeout_at(deadline, self.flush(batch)).await {
+                Ok(batch) => self.commit(&batch, CommitMode::Sync),
+                Err(_) => complete = false,
+            }
+        }
+        if !complete {
+            tracing::warn!(
+                "drain timed out: the rest stays uncommitted and will be consumed again"
+            );
+        }
+        // Dropping the last handle closes the consumer: it leaves the group at once instead of
+        // the group waiting for its session to time out. The readiness probe may briefly hold
+        // another handle.
+        let mut consumer = self.consumer.clone();
+        drop(self);
+        for _ in 0..100 {
+            match Arc::try_unwrap(consumer) {
+                Ok(c) => {
+                    let _ = tokio::task::spawn_blocking(move || drop(c)).await;
+                    tracing::info!("left the consumer group");
+                    return;
+                }
+                Err(c) => consumer = c,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tracing::warn!("consumer still in use; leaving the group at process exit");
+    }
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn now_secs() -> i64 {
+    now_millis() / 1000
+}
