@@ -1,9 +1,11 @@
 //! The decoder's main loop: consume → decode → batch → insert → commit.
 //!
 //! One batch is being inserted (a spawned task) while the next one fills, so decoding and
-//! inserting overlap. When the next batch is full too, the assigned partitions are paused
-//! (librdkafka stops fetching; the loop keeps polling so the group membership stays alive):
-//! memory stays bounded however long ClickHouse is away, and nothing is committed meanwhile.
+//! inserting overlap. When the next batch is full too, the loop stops taking records and waits
+//! for the insert (librdkafka prefetches a bounded amount meanwhile). If the insert takes longer
+//! than [`PAUSE_AFTER`] (ClickHouse slow or down), the assigned partitions are paused and the
+//! loop polls again, so the group membership stays alive (`max.poll.interval.ms`): memory stays
+//! bounded however long ClickHouse is away, and nothing is committed meanwhile.
 //!
 //! Offsets are committed only for a batch whose rows are all inserted and whose dead-letter
 //! records Kafka has acknowledged, and only for partitions this consumer still owns. A
@@ -31,6 +33,9 @@ use crate::kafka::{
 use crate::metrics::{Metrics, KIND_DEAD_LETTER, KIND_UNKNOWN};
 use crate::sink::Sink;
 
+/// How long a full buffer waits on a slow insert before partitions are paused.
+pub const PAUSE_AFTER: Duration = Duration::from_secs(5);
+
 pub struct Pipeline {
     pub consumer: Arc<DecoderConsumer>,
     pub assignment: Arc<Assignment>,
@@ -50,7 +55,8 @@ struct Work {
     current: Batch,
     /// The assignment generation `current` was filled under.
     generation: u64,
-    inflight: Option<(JoinHandle<Batch>, usize)>,
+    /// The batch being inserted: its task, rows and start.
+    inflight: Option<(JoinHandle<Batch>, usize, Instant)>,
     paused: bool,
     consume_errors: u64,
 }
@@ -76,13 +82,15 @@ impl Pipeline {
             if due && w.inflight.is_none() {
                 let batch = std::mem::take(&mut w.current);
                 let rows = batch.rows();
-                w.inflight = Some((tokio::spawn(self.flush(batch)), rows));
+                w.inflight = Some((tokio::spawn(self.flush(batch)), rows, Instant::now()));
             }
             self.set_paused(&mut w);
             self.metrics
                 .buffered_rows
                 .set((w.current.rows() + w.inflight.as_ref().map_or(0, |f| f.1)) as i64);
             let deadline = w.current.deadline(&self.limits);
+            let blocked = w.inflight.is_some() && w.current.is_full(&self.limits);
+            let pause_at = w.inflight.as_ref().map(|f| f.2 + PAUSE_AFTER);
             tokio::select! {
                 _ = stop.changed() => break,
                 done = async { w.inflight.as_mut().map(|f| &mut f.0).expect("guarded").await },
@@ -94,7 +102,7 @@ impl Pipeline {
                         Err(e) => anyhow::bail!("insert task failed: {e}"),
                     }
                 }
-                msg = self.consumer.recv() => {
+                msg = self.consumer.recv(), if !blocked || w.paused => {
                     self.check_generation(&mut w);
                     match msg {
                         Ok(m) => self.handle(&mut w, &m),
@@ -108,6 +116,8 @@ impl Pipeline {
                 }
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now).into()),
                     if deadline.is_some() && w.inflight.is_none() => {}
+                _ = tokio::time::sleep_until(pause_at.unwrap_or_else(Instant::now).into()),
+                    if blocked && !w.paused => {}
             }
         }
         self.drain(w).await;
@@ -133,7 +143,10 @@ impl Pipeline {
     }
 
     fn set_paused(&self, w: &mut Work) {
-        let want = w.inflight.is_some() && w.current.is_full(&self.limits);
+        let want = w.current.is_full(&self.limits)
+            && w.inflight
+                .as_ref()
+                .is_some_and(|f| f.2.elapsed() >= PAUSE_AFTER);
         if want == w.paused {
             return;
         }
@@ -150,10 +163,10 @@ impl Pipeline {
                 self.metrics.paused.set(want as i64);
                 if want {
                     tracing::info!(
-                        "insert buffer full: pausing consumption until the insert completes"
+                        "insert slow and buffer full: pausing partitions until it completes"
                     );
                 } else {
-                    tracing::info!("resuming consumption");
+                    tracing::info!("resuming partitions");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot pause/resume partitions"),
@@ -323,7 +336,7 @@ impl Pipeline {
             "draining: inserting and committing what was consumed"
         );
         let mut complete = true;
-        if let Some((task, _)) = w.inflight.take() {
+        if let Some((task, _, _)) = w.inflight.take() {
             match tokio::time::timeout_at(deadline, task).await {
                 Ok(Ok(batch)) => self.commit(&batch, CommitMode::Sync),
                 _ => complete = false,

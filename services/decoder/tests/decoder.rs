@@ -272,7 +272,7 @@ fn mqtt_to_clickhouse_end_to_end() {
         // The decoder's dead letters: the two messages with problems, marked as its own.
         let dlq = read_until(&[&env.topics.dlq], Duration::from_secs(30), |rs| {
             rs.iter()
-                .filter(|r| r.headers.get("dead_lettered_by").is_some())
+                .filter(|r| r.headers.contains_key("dead_lettered_by"))
                 .count()
                 >= 2
         })
@@ -422,6 +422,9 @@ fn clickhouse_outage_of_20s_loses_nothing() {
         let lag_rose = wait_for(Duration::from_secs(15), || {
             decoder.metric("sck_decoder_consumer_lag").unwrap_or(0.0) > 0.0
         });
+        let paused = wait_for(Duration::from_secs(15), || {
+            decoder.metric("sck_decoder_paused") == Some(1.0)
+        });
         let errors = decoder
             .metric("sck_decoder_insert_errors_total")
             .unwrap_or(0.0);
@@ -438,6 +441,12 @@ fn clickhouse_outage_of_20s_loses_nothing() {
         assert_eq!(env.duplicates_after_merge(&run), 0);
         assert!(not_ready, "/readyz stayed 200 while ClickHouse was down");
         assert!(errors > 0.0, "no insert error counted during the outage");
+        assert!(paused, "consumption was not paused while inserts failed");
+        assert_eq!(
+            decoder.metric("sck_decoder_paused"),
+            Some(0.0),
+            "still paused after recovery"
+        );
         let lag_fell = wait_for(Duration::from_secs(30), || {
             decoder.metric("sck_decoder_consumer_lag").unwrap_or(1.0) == 0.0
         });
