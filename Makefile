@@ -2,13 +2,14 @@
 #   make up     install what is missing and start Mosquitto, tansu (Kafka API), ClickHouse on loopback
 #   make down   stop only what `make up` started
 #   make test   format + lint + unit tests + integration tests on the real stack
+#   make bench  criterion benchmarks (decode path of both formats, simd-json vs serde_json)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status build lint unit-test integration-test test
+.PHONY: help up down status build lint unit-test integration-test test bench
 
 help:
-	@sed -n '2,6p' Makefile
+	@sed -n '2,7p' Makefile
 
 up:
 	@scripts/stack.sh up
@@ -34,3 +35,6 @@ integration-test:
 	@scripts/test-integration.sh
 
 test: lint unit-test integration-test
+
+bench:
+	cargo bench -p sck-core --bench decode

@@ -505,39 +505,46 @@ fn sigterm_flushes_commits_and_exits_0() {
 }
 
 #[test]
-fn two_decoders_split_the_partitions() {
+fn two_decoders_split_the_partitions_and_a_rebalance_mid_stream_loses_nothing() {
     serial(async {
         let env = Env::new();
         create_topics(&env.topics, 3).await;
         let run = unique("split");
-        let a = Decoder::start(&env.topics, &env.group, &env.db, &[]);
-        let b = Decoder::start(&env.topics, &env.group, &env.db, &[]);
-        // Both members of the group hold partitions before any data arrives.
-        let assigned = |d: &Decoder| d.log_text().matches("partitions assigned").count() > 0;
-        assert!(wait_for(Duration::from_secs(60), || assigned(&a) && assigned(&b)));
-        let messages = 3_000;
-        produce_as_bridge(&env.topics.readings, &raw_records(&run, 60, messages)).await;
+        let messages = 4_000;
         let want = (messages * SENSORS as usize) as u64;
+        let records = raw_records(&run, 60, messages);
+        let settings = [("BATCH_MAX_ROWS", "2000")];
+        let a = Decoder::start(&env.topics, &env.group, &env.db, &settings);
+        produce_as_bridge(&env.topics.readings, &records[..messages / 2]).await;
+        assert!(wait_for(Duration::from_secs(60), || {
+            a.metric_with("sck_decoder_rows_inserted_total", "table=\"readings\"")
+                .unwrap_or(0.0)
+                > 0.0
+        }));
+        // A second member joins while the first is busy: the group rebalances mid-stream.
+        let b = Decoder::start(&env.topics, &env.group, &env.db, &settings);
+        let assigned = |d: &Decoder| d.log_text().contains("partitions assigned");
+        assert!(wait_for(Duration::from_secs(60), || assigned(&b)));
+        produce_as_bridge(&env.topics.readings, &records[messages / 2..]).await;
         let got = env.wait_count(
             &format!("device_token LIKE '{run}%'"),
             want,
             Duration::from_secs(120),
         );
-        assert_eq!(got, want);
+        assert_eq!(got, want, "a:\n{}\nb:\n{}", a.log_text(), b.log_text());
         assert_eq!(env.duplicates_after_merge(&run), 0);
-        let ca = a
-            .metric_with(
+        let consumed = |d: &Decoder| {
+            d.metric_with(
                 "sck_decoder_messages_consumed_total",
                 "kind=\"readings_raw\"",
             )
+            .unwrap_or(0.0)
+        };
+        let (ca, cb) = (consumed(&a), consumed(&b));
+        let discarded = a
+            .metric("sck_decoder_batches_discarded_total")
             .unwrap_or(0.0);
-        let cb = b
-            .metric_with(
-                "sck_decoder_messages_consumed_total",
-                "kind=\"readings_raw\"",
-            )
-            .unwrap_or(0.0);
-        eprintln!("decoder a consumed {ca}, b consumed {cb}");
+        eprintln!("decoder a consumed {ca}, b consumed {cb}; a discarded {discarded} batches at the rebalance");
         assert!(
             ca > 0.0 && cb > 0.0,
             "one decoder did all the work: {ca} / {cb}"
