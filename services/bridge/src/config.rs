@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use sck_core::runtime::kafka::{
+    parse_properties, KafkaSecurity, KafkaSecurityArgs, KafkaSettingsError,
+};
 use sck_core::runtime::telemetry::LogFormat;
 
 /// Forwards Smart Citizen Kit MQTT messages to Kafka, at least once: a message is acknowledged
@@ -124,25 +127,8 @@ pub struct Args {
     #[arg(long, env = "KAFKA_PRODUCER_PROPERTIES", value_delimiter = ';')]
     pub kafka_producer_properties: Vec<String>,
 
-    /// Kafka security.protocol: plaintext, ssl, sasl_plaintext or sasl_ssl.
-    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL", default_value = "plaintext")]
-    pub kafka_security_protocol: String,
-
-    /// SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when SASL is used.
-    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
-    pub kafka_sasl_mechanism: Option<String>,
-
-    /// SASL username.
-    #[arg(long, env = "KAFKA_SASL_USERNAME")]
-    pub kafka_sasl_username: Option<String>,
-
-    /// SASL password (never logged).
-    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
-    pub kafka_sasl_password: Option<String>,
-
-    /// PEM file of the CA for Kafka TLS [default: the system's roots].
-    #[arg(long, env = "KAFKA_SSL_CA_FILE")]
-    pub kafka_ssl_ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub kafka_security: KafkaSecurityArgs,
 
     /// Create the three topics at start if missing (brokers that do not auto-create, e.g. tansu).
     #[arg(long, env = "KAFKA_CREATE_TOPICS", default_value_t = false, action = clap::ArgAction::Set)]
@@ -163,16 +149,6 @@ pub struct Args {
     /// Log format: text or json (filter with RUST_LOG, default info).
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
-}
-
-/// Kafka connection security, passed through to librdkafka.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KafkaSecurity {
-    pub protocol: String,
-    pub sasl_mechanism: Option<String>,
-    pub sasl_username: Option<String>,
-    pub sasl_password: Option<String>,
-    pub ssl_ca_file: Option<PathBuf>,
 }
 
 /// Validated settings.
@@ -228,14 +204,8 @@ pub enum ConfigError {
     HalfCredentials,
     #[error("KAFKA_COMPRESSION must be one of none, gzip, snappy, lz4, zstd; got `{0}`")]
     BadCompression(String),
-    #[error("KAFKA_SECURITY_PROTOCOL must be one of plaintext, ssl, sasl_plaintext, sasl_ssl; got `{0}`")]
-    BadSecurityProtocol(String),
-    #[error(
-        "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with {0}"
-    )]
-    SaslIncomplete(String),
-    #[error("KAFKA_PRODUCER_PROPERTIES entry `{0}` is not key=value")]
-    BadProperty(String),
+    #[error(transparent)]
+    Kafka(#[from] KafkaSettingsError),
     #[error("MQTT_CA_FILE is set but MQTT_TLS is off")]
     CaWithoutTls,
 }
@@ -332,31 +302,9 @@ impl Args {
         if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&compression.as_str()) {
             return Err(ConfigError::BadCompression(self.kafka_compression));
         }
-        let protocol = self.kafka_security_protocol.to_ascii_lowercase();
-        if !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"].contains(&protocol.as_str()) {
-            return Err(ConfigError::BadSecurityProtocol(
-                self.kafka_security_protocol,
-            ));
-        }
-        if protocol.starts_with("sasl")
-            && (self.kafka_sasl_mechanism.is_none()
-                || self.kafka_sasl_username.is_none()
-                || self.kafka_sasl_password.is_none())
-        {
-            return Err(ConfigError::SaslIncomplete(protocol));
-        }
-
-        let mut producer_properties = Vec::new();
-        for p in self
-            .kafka_producer_properties
-            .iter()
-            .filter(|p| !p.trim().is_empty())
-        {
-            let (k, v) = p
-                .split_once('=')
-                .ok_or_else(|| ConfigError::BadProperty(p.clone()))?;
-            producer_properties.push((k.trim().to_string(), v.trim().to_string()));
-        }
+        let security = self.kafka_security.validate()?;
+        let producer_properties =
+            parse_properties("KAFKA_PRODUCER_PROPERTIES", &self.kafka_producer_properties)?;
 
         Ok(Config {
             mqtt_host,
@@ -379,13 +327,7 @@ impl Args {
             linger_ms: self.kafka_linger_ms,
             message_timeout_ms: self.kafka_message_timeout_ms,
             producer_properties,
-            security: KafkaSecurity {
-                protocol,
-                sasl_mechanism: self.kafka_sasl_mechanism,
-                sasl_username: self.kafka_sasl_username,
-                sasl_password: self.kafka_sasl_password,
-                ssl_ca_file: self.kafka_ssl_ca_file,
-            },
+            security,
             create_topics: self
                 .kafka_create_topics
                 .then_some((self.kafka_topic_partitions, self.kafka_topic_replication)),
@@ -457,7 +399,7 @@ mod tests {
         a.mqtt_ca_file = None;
         a.mqtt_tls = extra.contains(&"--mqtt-tls=true");
         a.mqtt_queue_subscription = extra.contains(&"--mqtt-queue-subscription=true");
-        a.kafka_security_protocol = "plaintext".into();
+        a.kafka_security.kafka_security_protocol = "plaintext".into();
         a
     }
 
@@ -585,19 +527,17 @@ mod tests {
     }
 
     #[test]
-    fn sasl_needs_mechanism_and_credentials() {
+    fn kafka_security_rules_apply() {
         let mut a = args(&[]);
-        a.kafka_security_protocol = "SASL_SSL".into();
-        a.kafka_sasl_mechanism = None;
-        a.kafka_sasl_username = None;
-        a.kafka_sasl_password = None;
+        a.kafka_security.kafka_security_protocol = "SASL_SSL".into();
+        a.kafka_security.kafka_sasl_mechanism = None;
         assert_eq!(
             a.clone().validate().unwrap_err(),
-            ConfigError::SaslIncomplete("sasl_ssl".into())
+            ConfigError::Kafka(KafkaSettingsError::SaslIncomplete("sasl_ssl".into()))
         );
-        a.kafka_sasl_mechanism = Some("SCRAM-SHA-512".into());
-        a.kafka_sasl_username = Some("u".into());
-        a.kafka_sasl_password = Some("p".into());
+        a.kafka_security.kafka_sasl_mechanism = Some("SCRAM-SHA-512".into());
+        a.kafka_security.kafka_sasl_username = Some("u".into());
+        a.kafka_security.kafka_sasl_password = Some("p".into());
         assert_eq!(a.validate().expect("valid").security.protocol, "sasl_ssl");
     }
 

@@ -5,23 +5,9 @@
 //! and device tokens, and removes its bridges' MQTT sessions afterwards.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sck_testkit::*;
-
-fn serial<F: Future>(f: F) -> F::Output {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    stack();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
 
 /// Seqs of this run found in `records`, with how often each was seen.
 fn seq_counts(run: &str, records: &[Record]) -> HashMap<usize, usize> {

@@ -4,10 +4,12 @@
 //! rule that can reject a start-up, so those rules are unit-tested without the environment.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use sck_core::runtime::kafka::{
+    parse_properties, KafkaSecurity, KafkaSecurityArgs, KafkaSettingsError,
+};
 use sck_core::runtime::telemetry::LogFormat;
 
 /// Consumes the records sck-bridge wrote to Kafka, decodes both readings formats and the device
@@ -52,25 +54,8 @@ pub struct Args {
     #[arg(long, env = "KAFKA_CONSUMER_PROPERTIES", value_delimiter = ';')]
     pub kafka_consumer_properties: Vec<String>,
 
-    /// Kafka security.protocol: plaintext, ssl, sasl_plaintext or sasl_ssl.
-    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL", default_value = "plaintext")]
-    pub kafka_security_protocol: String,
-
-    /// SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when SASL is used.
-    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
-    pub kafka_sasl_mechanism: Option<String>,
-
-    /// SASL username.
-    #[arg(long, env = "KAFKA_SASL_USERNAME")]
-    pub kafka_sasl_username: Option<String>,
-
-    /// SASL password (never logged).
-    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
-    pub kafka_sasl_password: Option<String>,
-
-    /// PEM file of the CA for Kafka TLS [default: the system's roots].
-    #[arg(long, env = "KAFKA_SSL_CA_FILE")]
-    pub kafka_ssl_ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub kafka_security: KafkaSecurityArgs,
 
     /// ClickHouse HTTP(S) endpoint.
     #[arg(long, env = "CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
@@ -143,16 +128,6 @@ pub enum Command {
     Run,
 }
 
-/// Kafka connection security, passed through to librdkafka.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KafkaSecurity {
-    pub protocol: String,
-    pub sasl_mechanism: Option<String>,
-    pub sasl_username: Option<String>,
-    pub sasl_password: Option<String>,
-    pub ssl_ca_file: Option<PathBuf>,
-}
-
 /// Batch bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
@@ -197,6 +172,8 @@ pub enum ConfigError {
         what: &'static str,
         value: String,
     },
+    #[error(transparent)]
+    Kafka(#[from] KafkaSettingsError),
 }
 
 fn invalid(name: &'static str, what: &'static str, value: impl ToString) -> ConfigError {
@@ -258,27 +235,9 @@ impl Args {
         if self.insert_timeout_secs == 0 {
             return Err(invalid("INSERT_TIMEOUT_SECS", "at least 1", 0));
         }
-        let protocol = self.kafka_security_protocol.to_ascii_lowercase();
-        if !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"].contains(&protocol.as_str()) {
-            return Err(invalid(
-                "KAFKA_SECURITY_PROTOCOL",
-                "plaintext, ssl, sasl_plaintext or sasl_ssl",
-                &self.kafka_security_protocol,
-            ));
-        }
-        let mut consumer_properties = Vec::new();
-        for p in self
-            .kafka_consumer_properties
-            .iter()
-            .filter(|p| !p.trim().is_empty())
-        {
-            match p.split_once('=') {
-                Some((k, v)) if !k.trim().is_empty() => {
-                    consumer_properties.push((k.trim().to_string(), v.trim().to_string()))
-                }
-                _ => return Err(invalid("KAFKA_CONSUMER_PROPERTIES", "key=value;…", p)),
-            }
-        }
+        let security = self.kafka_security.validate()?;
+        let consumer_properties =
+            parse_properties("KAFKA_CONSUMER_PROPERTIES", &self.kafka_consumer_properties)?;
         for (name, topic) in [
             ("KAFKA_READINGS_TOPIC", &self.kafka_readings_topic),
             ("KAFKA_EVENTS_TOPIC", &self.kafka_events_topic),
@@ -298,13 +257,7 @@ impl Args {
             consume_dead_letter: self.kafka_consume_dead_letter,
             statistics_interval_ms: self.kafka_statistics_interval_ms,
             consumer_properties,
-            security: KafkaSecurity {
-                protocol,
-                sasl_mechanism: self.kafka_sasl_mechanism,
-                sasl_username: self.kafka_sasl_username,
-                sasl_password: self.kafka_sasl_password,
-                ssl_ca_file: self.kafka_ssl_ca_file,
-            },
+            security,
             clickhouse_url: self.clickhouse_url,
             database: self.clickhouse_database,
             clickhouse_user: self.clickhouse_user,
@@ -383,22 +336,34 @@ mod tests {
             (vec!["--batch-max-rows", "0"], "BATCH_MAX_ROWS"),
             (vec!["--batch-max-bytes", "10"], "BATCH_MAX_BYTES"),
             (vec!["--batch-max-age-ms", "0"], "BATCH_MAX_AGE_MS"),
-            (vec!["--max-future-secs", "-1"], "MAX_FUTURE_SECS"),
-            (
-                vec!["--kafka-security-protocol", "tls"],
-                "KAFKA_SECURITY_PROTOCOL",
-            ),
-            (
-                vec!["--kafka-consumer-properties", "fetch.min.bytes"],
-                "KAFKA_CONSUMER_PROPERTIES",
-            ),
+            (vec!["--max-future-secs=-1"], "MAX_FUTURE_SECS"),
             (vec!["--kafka-readings-topic", " "], "KAFKA_READINGS_TOPIC"),
         ] {
             match parse(&args) {
                 Err(ConfigError::Invalid { name: n, .. }) => assert_eq!(n, name, "{args:?}"),
+                Err(other) => panic!("{args:?}: unexpected {other}"),
                 Ok(_) => panic!("{args:?} accepted"),
             }
         }
+    }
+
+    #[test]
+    fn kafka_settings_are_checked_like_the_bridge() {
+        assert_eq!(
+            parse(&["--kafka-security-protocol", "tls"]).unwrap_err(),
+            ConfigError::Kafka(KafkaSettingsError::BadSecurityProtocol("tls".into()))
+        );
+        assert_eq!(
+            parse(&["--kafka-security-protocol", "sasl_plaintext"]).unwrap_err(),
+            ConfigError::Kafka(KafkaSettingsError::SaslIncomplete("sasl_plaintext".into()))
+        );
+        assert_eq!(
+            parse(&["--kafka-consumer-properties", "fetch.min.bytes"]).unwrap_err(),
+            ConfigError::Kafka(KafkaSettingsError::BadProperty(
+                "KAFKA_CONSUMER_PROPERTIES",
+                "fetch.min.bytes".into()
+            ))
+        );
     }
 
     #[test]

@@ -20,7 +20,9 @@ use sck_core::backoff::Backoff;
 use sck_core::runtime::backoff_sleep;
 
 use crate::batch::DeadLetter;
-use crate::config::{Config, KafkaSecurity};
+use sck_core::runtime::kafka::client_properties;
+
+use crate::config::Config;
 use crate::metrics::Metrics;
 
 /// Header on the decoder's own dead-letter records, so a decoder reading the dead-letter topic
@@ -132,30 +134,11 @@ impl ConsumerContext for Ctx {
 
 pub type DecoderConsumer = StreamConsumer<Ctx>;
 
-fn apply_security(c: &mut ClientConfig, s: &KafkaSecurity) {
-    c.set("security.protocol", &s.protocol);
-    if let Some(m) = &s.sasl_mechanism {
-        c.set("sasl.mechanism", m);
-    }
-    if let Some(u) = &s.sasl_username {
-        c.set("sasl.username", u);
-    }
-    if let Some(p) = &s.sasl_password {
-        c.set("sasl.password", p);
-    }
-    if let Some(ca) = &s.ssl_ca_file {
-        c.set("ssl.ca.location", ca.to_string_lossy());
-    }
-}
-
 fn base_config(cfg: &Config) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &cfg.kafka_brokers)
-        .set("client.id", &cfg.client_id)
-        .set("reconnect.backoff.ms", "100")
-        .set("reconnect.backoff.max.ms", "10000")
-        .set("log_level", "4");
-    apply_security(&mut c, &cfg.security);
+    for (k, v) in client_properties(&cfg.kafka_brokers, &cfg.client_id, &cfg.security) {
+        c.set(k, v);
+    }
     c
 }
 

@@ -5,24 +5,10 @@
 //! Tests run one at a time (one stops ClickHouse); each has its own Kafka topics, consumer group
 //! and ClickHouse database, removed afterwards.
 
-use std::future::Future;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sck_core::timestamp::format_utc;
 use sck_testkit::*;
-
-fn serial<F: Future>(f: F) -> F::Output {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    stack();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
 
 /// A test's own topics, group and database, cleaned up on drop.
 struct Env {

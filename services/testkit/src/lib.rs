@@ -72,6 +72,20 @@ pub fn stack() -> &'static Stack {
     })
 }
 
+/// Runs one integration test: one at a time per test binary (some stop servers the others
+/// use), with the stack up, on a two-worker runtime.
+pub fn serial<F: std::future::Future>(f: F) -> F::Output {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    stack();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
 /// Runs a stack.sh command (e.g. `stop kafka`), asserting it succeeded.
 pub fn stack_cmd(args: &[&str]) {
     let status = Command::new("bash")

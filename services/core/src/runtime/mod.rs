@@ -1,9 +1,10 @@
 //! Runtime helpers shared by the service binaries (feature `runtime`).
 //!
 //! Kept apart from the domain on purpose: this is the only part of sck-core that knows about
-//! tokio, axum, prometheus or tracing-subscriber.
+//! tokio, axum, prometheus, clap or tracing-subscriber.
 
 pub mod http;
+pub mod kafka;
 pub mod telemetry;
 
 use crate::backoff::Backoff;

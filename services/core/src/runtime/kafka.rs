@@ -1,0 +1,217 @@
+//! Kafka connection settings both services take the same way: security (TLS, SASL) and the
+//! `key=value;…` librdkafka property overrides. Flattened into each service's clap `Args`, so
+//! the env vars, defaults, `--help` lines and validation rules cannot drift apart. Returns plain
+//! `(property, value)` pairs: the services hand them to librdkafka.
+
+use std::path::PathBuf;
+
+/// Kafka TLS / SASL settings (`#[command(flatten)]` into a service's arguments).
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaSecurityArgs {
+    /// Kafka security.protocol: plaintext, ssl, sasl_plaintext or sasl_ssl.
+    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL", default_value = "plaintext")]
+    pub kafka_security_protocol: String,
+
+    /// SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when SASL is used.
+    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
+    pub kafka_sasl_mechanism: Option<String>,
+
+    /// SASL username.
+    #[arg(long, env = "KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+
+    /// SASL password (never logged).
+    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<String>,
+
+    /// PEM file of the CA for Kafka TLS [default: the system's roots].
+    #[arg(long, env = "KAFKA_SSL_CA_FILE")]
+    pub kafka_ssl_ca_file: Option<PathBuf>,
+}
+
+/// Validated Kafka connection security.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KafkaSecurity {
+    pub protocol: String,
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<String>,
+    pub ssl_ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for KafkaSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSecurity")
+            .field("protocol", &self.protocol)
+            .field("sasl_mechanism", &self.sasl_mechanism)
+            .field("sasl_username", &self.sasl_username)
+            .field("sasl_password", &self.sasl_password.as_ref().map(|_| "***"))
+            .field("ssl_ca_file", &self.ssl_ca_file)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KafkaSettingsError {
+    #[error("KAFKA_SECURITY_PROTOCOL must be one of plaintext, ssl, sasl_plaintext, sasl_ssl; got `{0}`")]
+    BadSecurityProtocol(String),
+    #[error(
+        "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with {0}"
+    )]
+    SaslIncomplete(String),
+    #[error("{0} entry `{1}` is not key=value")]
+    BadProperty(&'static str, String),
+}
+
+impl KafkaSecurityArgs {
+    pub fn validate(self) -> Result<KafkaSecurity, KafkaSettingsError> {
+        let protocol = self.kafka_security_protocol.to_ascii_lowercase();
+        if !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"].contains(&protocol.as_str()) {
+            return Err(KafkaSettingsError::BadSecurityProtocol(
+                self.kafka_security_protocol,
+            ));
+        }
+        if protocol.starts_with("sasl")
+            && (self.kafka_sasl_mechanism.is_none()
+                || self.kafka_sasl_username.is_none()
+                || self.kafka_sasl_password.is_none())
+        {
+            return Err(KafkaSettingsError::SaslIncomplete(protocol));
+        }
+        Ok(KafkaSecurity {
+            protocol,
+            sasl_mechanism: self.kafka_sasl_mechanism,
+            sasl_username: self.kafka_sasl_username,
+            sasl_password: self.kafka_sasl_password,
+            ssl_ca_file: self.kafka_ssl_ca_file,
+        })
+    }
+}
+
+impl KafkaSecurity {
+    /// The librdkafka properties for these settings.
+    pub fn properties(&self) -> Vec<(&'static str, String)> {
+        let mut p = vec![("security.protocol", self.protocol.clone())];
+        if let Some(m) = &self.sasl_mechanism {
+            p.push(("sasl.mechanism", m.clone()));
+        }
+        if let Some(u) = &self.sasl_username {
+            p.push(("sasl.username", u.clone()));
+        }
+        if let Some(pw) = &self.sasl_password {
+            p.push(("sasl.password", pw.clone()));
+        }
+        if let Some(ca) = &self.ssl_ca_file {
+            p.push(("ssl.ca.location", ca.to_string_lossy().into_owned()));
+        }
+        p
+    }
+}
+
+/// The librdkafka properties every client of a service starts from: brokers, client id,
+/// reconnect backoff (100 ms … 10 s, librdkafka adds jitter), warnings-and-up logging, security.
+pub fn client_properties(
+    brokers: &str,
+    client_id: &str,
+    security: &KafkaSecurity,
+) -> Vec<(&'static str, String)> {
+    let mut p = vec![
+        ("bootstrap.servers", brokers.to_string()),
+        ("client.id", client_id.to_string()),
+        ("reconnect.backoff.ms", "100".to_string()),
+        ("reconnect.backoff.max.ms", "10000".to_string()),
+        ("log_level", "4".to_string()),
+    ];
+    p.extend(security.properties());
+    p
+}
+
+/// Parses `key=value` entries (already split at `;`) of the env var `name`; blanks are skipped.
+pub fn parse_properties(
+    name: &'static str,
+    entries: &[String],
+) -> Result<Vec<(String, String)>, KafkaSettingsError> {
+    let mut out = Vec::new();
+    for e in entries.iter().filter(|e| !e.trim().is_empty()) {
+        match e.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                out.push((k.trim().to_string(), v.trim().to_string()))
+            }
+            _ => return Err(KafkaSettingsError::BadProperty(name, e.clone())),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(protocol: &str) -> KafkaSecurityArgs {
+        KafkaSecurityArgs {
+            kafka_security_protocol: protocol.into(),
+            kafka_sasl_mechanism: None,
+            kafka_sasl_username: None,
+            kafka_sasl_password: None,
+            kafka_ssl_ca_file: None,
+        }
+    }
+
+    #[test]
+    fn protocols_and_sasl_completeness() {
+        assert_eq!(
+            args("tls").validate(),
+            Err(KafkaSettingsError::BadSecurityProtocol("tls".into()))
+        );
+        assert_eq!(
+            args("SASL_SSL").validate(),
+            Err(KafkaSettingsError::SaslIncomplete("sasl_ssl".into()))
+        );
+        let mut a = args("SASL_SSL");
+        a.kafka_sasl_mechanism = Some("SCRAM-SHA-512".into());
+        a.kafka_sasl_username = Some("u".into());
+        a.kafka_sasl_password = Some("secret".into());
+        a.kafka_ssl_ca_file = Some("/etc/ca.pem".into());
+        let s = a.validate().expect("valid");
+        assert_eq!(
+            s.properties(),
+            vec![
+                ("security.protocol", "sasl_ssl".to_string()),
+                ("sasl.mechanism", "SCRAM-SHA-512".to_string()),
+                ("sasl.username", "u".to_string()),
+                ("sasl.password", "secret".to_string()),
+                ("ssl.ca.location", "/etc/ca.pem".to_string()),
+            ]
+        );
+        assert!(
+            !format!("{s:?}").contains("secret"),
+            "Debug must not show the password"
+        );
+        let plain = args("plaintext").validate().expect("valid");
+        assert_eq!(
+            plain.properties(),
+            vec![("security.protocol", "plaintext".to_string())]
+        );
+        let all = client_properties("k:9092", "id-1", &plain);
+        assert_eq!(all[0], ("bootstrap.servers", "k:9092".to_string()));
+        assert_eq!(all[1], ("client.id", "id-1".to_string()));
+        assert_eq!(
+            all.last(),
+            Some(&("security.protocol", "plaintext".to_string()))
+        );
+    }
+
+    #[test]
+    fn properties_parse() {
+        let e = vec![" a.b = 1".to_string(), "".to_string(), "c=".to_string()];
+        assert_eq!(
+            parse_properties("X", &e),
+            Ok(vec![("a.b".into(), "1".into()), ("c".into(), "".into())])
+        );
+        assert_eq!(
+            parse_properties("X", &["novalue".to_string()]),
+            Err(KafkaSettingsError::BadProperty("X", "novalue".into()))
+        );
+        assert!(parse_properties("X", &["=v".to_string()]).is_err());
+    }
+}
