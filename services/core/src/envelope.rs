@@ -18,6 +18,22 @@ pub const HEADER_PAYLOAD_BYTES: &str = "payload_bytes";
 /// The dead-letter reason for a payload over the size limit.
 pub const REASON_TOO_LARGE: &str = "too_large";
 
+/// Every reason the bridge dead-letters with; anything else found in an `error` header is
+/// reported as `other` (keeps metric label values bounded).
+pub const BRIDGE_REASONS: [&str; 3] = [REASON_TOO_LARGE, "unknown_topic", "empty_token"];
+
+/// A dead-letter reason as a bounded label value.
+pub fn bridge_reason(header: Option<&str>) -> &'static str {
+    match header {
+        Some(h) => BRIDGE_REASONS
+            .iter()
+            .find(|r| **r == h)
+            .copied()
+            .unwrap_or("other"),
+        None => "other",
+    }
+}
+
 /// Which of the three Kafka topics a record goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Destination {
@@ -130,6 +146,15 @@ mod tests {
             assert_eq!(header_of(&e, HEADER_BRIDGE_ID), Some("sck-bridge-pod-1"));
             assert_eq!(header_of(&e, HEADER_ERROR), None);
         }
+    }
+
+    #[test]
+    fn bridge_reasons_are_bounded_and_match_the_router() {
+        assert!(BRIDGE_REASONS.contains(&crate::topic::RouteError::UnknownTopic.reason()));
+        assert!(BRIDGE_REASONS.contains(&crate::topic::RouteError::EmptyToken.reason()));
+        assert_eq!(bridge_reason(Some("too_large")), "too_large");
+        assert_eq!(bridge_reason(Some("anything; else")), "other");
+        assert_eq!(bridge_reason(None), "other");
     }
 
     #[test]

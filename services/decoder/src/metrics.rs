@@ -5,6 +5,7 @@ use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry,
 };
+use sck_core::envelope::BRIDGE_REASONS;
 use sck_core::reading::ErrorKind;
 use sck_core::topic::Kind;
 
@@ -169,6 +170,9 @@ impl Metrics {
         }
         for k in ErrorKind::ALL {
             m.errors.with_label_values(&[k.as_str()]);
+        }
+        for r in BRIDGE_REASONS.iter().chain(&["other"]) {
+            m.errors.with_label_values(&[r]);
         }
         Ok(m)
     }

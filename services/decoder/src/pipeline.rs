@@ -19,7 +19,7 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use sck_core::decode::{Decoder, Outcome};
-use sck_core::envelope::{HEADER_ERROR, HEADER_MQTT_TOPIC, HEADER_RECEIVED_AT_MS};
+use sck_core::envelope::{bridge_reason, HEADER_ERROR, HEADER_MQTT_TOPIC, HEADER_RECEIVED_AT_MS};
 use sck_core::reading::{Decoded, Limits};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -214,7 +214,7 @@ impl Pipeline {
                     .key()
                     .and_then(|k| std::str::from_utf8(k).ok())
                     .unwrap_or("");
-                let reason = error.unwrap_or("unknown");
+                let reason = bridge_reason(error);
                 self.metrics.errors.with_label_values(&[reason]).inc();
                 w.current
                     .add_bridge_dead_letter(&meta, token, reason, payload);
