@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Runs one sck-bridge and one sck-decoder in the background against the local stack
+# (`make up`), for `make demo`, `make loadtest` and the ceiling measurements.
+#
+#   scripts/pipeline.sh start [debug|release]   start both (binaries must be built), wait until ready
+#   scripts/pipeline.sh stop                    stop what `start` started (SIGTERM, by pid)
+#   scripts/pipeline.sh rss                     peak RSS (VmHWM, KiB) of both while running
+#
+# Ports: BRIDGE_METRICS_PORT (9101), DECODER_METRICS_PORT (9102). Logs: .stack/logs/sck-*.log.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STACK=$ROOT/.stack
+BRIDGE_PORT=${BRIDGE_METRICS_PORT:-9101}
+DECODER_PORT=${DECODER_METRICS_PORT:-9102}
+
+log() { printf '[pipeline] %s\n' "$*" >&2; }
+die() { printf '[pipeline] error: %s\n' "$*" >&2; exit 1; }
+pidfile() { echo "$STACK/$1.pid"; }
+running() { local pf; pf=$(pidfile "$1"); [ -f "$pf" ] && kill -0 "$(cat "$pf")" 2>/dev/null; }
+
+wait_ready() { # name port
+  for _ in $(seq 1 600); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$2/readyz")" = 200 ]; then
+      log "$1 ready (metrics on :$2)"; return 0
+    fi
+    running "$1" || die "$1 exited; see $STACK/logs/$1.log"
+    sleep 0.1
+  done
+  die "$1 not ready within 60 s; see $STACK/logs/$1.log"
+}
+
+start_one() { # name binary port env...
+  local name=$1 bin=$2 port=$3; shift 3
+  running "$name" && { log "$name already running"; return 0; }
+  [ -x "$bin" ] || die "$bin is not built"
+  mkdir -p "$STACK/logs"
+  (exec env "$@" METRICS_ADDR="127.0.0.1:$port" setsid "$bin" >>"$STACK/logs/$name.log" 2>&1 </dev/null) &
+  echo $! >"$(pidfile "$name")"
+}
+
+stop_one() {
+  local name=$1 pf; pf=$(pidfile "$1")
+  running "$name" || { rm -f "$pf"; return 0; }
+  local pid; pid=$(cat "$pf")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && { log "$name did not stop within 30 s; SIGKILL"; kill -KILL "$pid" || true; }
+  rm -f "$pf"
+  log "$name stopped"
+}
+
+case "${1:-}" in
+  start)
+    profile=${2:-release}
+    [ -f "$STACK/env" ] || die "the stack is not up (make up)"
+    # shellcheck disable=SC1091
+    . "$STACK/env"
+    start_one sck-bridge "$ROOT/target/$profile/sck-bridge" "$BRIDGE_PORT" \
+      MQTT_HOST="$MQTT_HOST" MQTT_PORT="$MQTT_PORT" KAFKA_BROKERS="$KAFKA_BROKERS" \
+      MQTT_CLIENT=sck-bridge MQTT_CLIENT_SUFFIX=local MQTT_SESSION_EXPIRY_SECS=600 \
+      KAFKA_CREATE_TOPICS=true RUST_LOG="${RUST_LOG:-info}"
+    start_one sck-decoder "$ROOT/target/$profile/sck-decoder" "$DECODER_PORT" \
+      KAFKA_BROKERS="$KAFKA_BROKERS" CLICKHOUSE_URL="$CLICKHOUSE_URL" \
+      KAFKA_STATISTICS_INTERVAL_MS=1000 RUST_LOG="${RUST_LOG:-info}"
+    wait_ready sck-bridge "$BRIDGE_PORT"
+    wait_ready sck-decoder "$DECODER_PORT"
+    ;;
+  stop)
+    stop_one sck-bridge
+    stop_one sck-decoder
+    ;;
+  rss)
+    for n in sck-bridge sck-decoder; do
+      if running "$n"; then
+        printf '%s %s\n' "$n" "$(awk '/VmHWM/ {print $2}' "/proc/$(cat "$(pidfile "$n")")/status")"
+      fi
+    done
+    ;;
+  *) sed -n '2,9p' "$0"; exit 2 ;;
+esac
