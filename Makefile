@@ -2,14 +2,16 @@
 #   make up     install what is missing and start Mosquitto, tansu (Kafka API), ClickHouse on loopback
 #   make down   stop only what `make up` started
 #   make test   format + lint + unit tests + integration tests on the real stack
+#   make demo   start stack + one bridge + one decoder, publish ~20 s of readings, show RESULT
 #   make bench  criterion benchmarks (decode path of both formats, simd-json vs serde_json)
+#   make loadtest / make ceilings   bigger loads (RATE, DURATION, DEVICES) / throughput vs ceilings
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status build lint unit-test integration-test test bench
+.PHONY: help up down status build lint unit-test integration-test test bench demo loadtest ceilings
 
 help:
-	@sed -n '2,7p' Makefile
+	@sed -n '2,9p' Makefile
 
 up:
 	@scripts/stack.sh up
@@ -38,3 +40,16 @@ test: lint unit-test integration-test
 
 bench:
 	cargo bench -p sck-core --bench decode
+
+demo:
+	@scripts/demo.sh
+
+# A bigger load through one bridge and one decoder: make loadtest RATE=1000 DURATION=60s DEVICES=500
+RATE ?= 1000
+DURATION ?= 60s
+DEVICES ?= 500
+loadtest:
+	@RATE=$(RATE) DURATION=$(DURATION) DEVICES=$(DEVICES) scripts/loadtest.sh
+
+ceilings:
+	@scripts/ceilings.sh

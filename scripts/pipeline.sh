@@ -58,7 +58,7 @@ case "${1:-}" in
     start_one sck-bridge "$ROOT/target/$profile/sck-bridge" "$BRIDGE_PORT" \
       MQTT_HOST="$MQTT_HOST" MQTT_PORT="$MQTT_PORT" KAFKA_BROKERS="$KAFKA_BROKERS" \
       MQTT_CLIENT=sck-bridge MQTT_CLIENT_SUFFIX=local MQTT_SESSION_EXPIRY_SECS=600 \
-      KAFKA_CREATE_TOPICS=true RUST_LOG="${RUST_LOG:-info}"
+      KAFKA_CREATE_TOPICS=true KAFKA_TOPIC_PARTITIONS="${STACK_KAFKA_PARTITIONS:-6}" RUST_LOG="${RUST_LOG:-info}"
     start_one sck-decoder "$ROOT/target/$profile/sck-decoder" "$DECODER_PORT" \
       KAFKA_BROKERS="$KAFKA_BROKERS" CLICKHOUSE_URL="$CLICKHOUSE_URL" \
       KAFKA_STATISTICS_INTERVAL_MS=1000 RUST_LOG="${RUST_LOG:-info}"

@@ -152,6 +152,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         },
         latency_samples: lat.len(),
         duration_s: published.elapsed.as_secs_f64(),
+        catch_up_s: catch_up(&tracker.stored, published.elapsed.as_secs_f64()),
         sent_per_second: published.per_second,
         stored_over_time: tracker.stored.clone(),
     };
@@ -183,9 +184,27 @@ fn stored_rate(stored: &[(f64, u64)]) -> f64 {
     }
 }
 
+/// Seconds after `end` (publishing finished) at which the final count was first seen.
+fn catch_up(stored: &[(f64, u64)], end: f64) -> f64 {
+    let Some(&(_, last)) = stored.last() else {
+        return 0.0;
+    };
+    stored
+        .iter()
+        .find(|(_, n)| *n >= last)
+        .map_or(0.0, |(t, _)| t - end)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catch_up_is_measured_from_the_end_of_publishing() {
+        let s = [(9.0, 100), (10.5, 150), (12.0, 200), (12.5, 200)];
+        assert_eq!(catch_up(&s, 10.0), 2.0);
+        assert_eq!(catch_up(&[], 10.0), 0.0);
+    }
 
     #[test]
     fn stored_rate_spans_the_arrival_window() {

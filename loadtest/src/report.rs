@@ -35,6 +35,8 @@ pub struct Report {
     pub latency_ms: Latency,
     pub latency_samples: usize,
     pub duration_s: f64,
+    /// Seconds from the end of publishing until the last reading was stored (≤ 0: kept up).
+    pub catch_up_s: f64,
     /// Messages published per second of the run.
     pub sent_per_second: Vec<u64>,
     /// (seconds since start, rows stored) as polled.

@@ -223,7 +223,6 @@ fn every_topic_kind_is_routed_keyed_and_unchanged() {
         let id = bridge.client_id();
         drop(bridge);
         forget_sessions(&[id]).await;
-        delete_topics(&topics).await;
     })
 }
 
@@ -289,7 +288,6 @@ fn two_bridges_in_one_group_split_the_load_exactly_once() {
         );
         drop((a, b));
         forget_sessions(&[ia, ib]).await;
-        delete_topics(&topics).await;
     })
 }
 
@@ -357,7 +355,6 @@ fn bridge_killed_mid_stream_loses_nothing() {
         let id = bridge.client_id();
         drop(bridge);
         forget_sessions(&[id]).await;
-        delete_topics(&topics).await;
     })
 }
 
@@ -450,7 +447,6 @@ fn kafka_outage_loses_nothing_and_memory_stays_bounded() {
         let id = bridge.client_id();
         drop(bridge);
         forget_sessions(&[id]).await;
-        delete_topics(&topics).await;
     })
 }
 
@@ -501,7 +497,6 @@ fn sigterm_drains_acks_and_exits_zero() {
         let id = bridge.client_id();
         drop(bridge);
         forget_sessions(&[id]).await;
-        delete_topics(&topics).await;
     })
 }
 

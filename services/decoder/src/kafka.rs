@@ -155,7 +155,10 @@ pub fn consumer(cfg: &Config, ctx: Ctx) -> anyhow::Result<Arc<DecoderConsumer>> 
             cfg.statistics_interval_ms.to_string(),
         )
         // Bounds what librdkafka prefetches while the decoder is paused (ClickHouse down).
-        .set("queued.max.messages.kbytes", "32768");
+        .set("queued.max.messages.kbytes", "32768")
+        // Partitions added to a topic are picked up (and rebalanced) within 30 s instead of
+        // librdkafka's default 5 min; until then nothing reads them.
+        .set("topic.metadata.refresh.interval.ms", "30000");
     for (k, v) in &cfg.consumer_properties {
         c.set(k, v);
     }
