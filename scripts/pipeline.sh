@@ -7,6 +7,12 @@
 #   scripts/pipeline.sh rss                     peak RSS (VmHWM, KiB) of both while running
 #
 # Ports: BRIDGE_METRICS_PORT (9101), DECODER_METRICS_PORT (9102). Logs: .stack/logs/sck-*.log.
+#
+# The bridge's producer runs WITHOUT idempotence here (BRIDGE_PRODUCER_PROPERTIES, default
+# `enable.idempotence=false`): tansu 0.6.0's storage panics ("more or less than one row" in
+# idempotent_message_check) when a restarted bridge's new idempotent producer writes to partitions
+# an earlier one wrote, and then serves nothing but errors. acks=all stays; production keeps the
+# default (idempotent) producer.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STACK=$ROOT/.stack
@@ -58,6 +64,7 @@ case "${1:-}" in
     start_one sck-bridge "$ROOT/target/$profile/sck-bridge" "$BRIDGE_PORT" \
       MQTT_HOST="$MQTT_HOST" MQTT_PORT="$MQTT_PORT" KAFKA_BROKERS="$KAFKA_BROKERS" \
       MQTT_CLIENT=sck-bridge MQTT_CLIENT_SUFFIX=local MQTT_SESSION_EXPIRY_SECS=600 \
+      KAFKA_PRODUCER_PROPERTIES="${BRIDGE_PRODUCER_PROPERTIES-enable.idempotence=false}" \
       KAFKA_CREATE_TOPICS=true KAFKA_TOPIC_PARTITIONS="${STACK_KAFKA_PARTITIONS:-6}" RUST_LOG="${RUST_LOG:-info}"
     start_one sck-decoder "$ROOT/target/$profile/sck-decoder" "$DECODER_PORT" \
       KAFKA_BROKERS="$KAFKA_BROKERS" CLICKHOUSE_URL="$CLICKHOUSE_URL" \
