@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make loadtest RATE=… DURATION=… DEVICES=…`: like the demo, with a configurable load; the
-# report goes to target/loadtest/loadtest.json (+ .svg).
+# `make loadtest RATE=… DURATION=… DEVICES=…` (VERIFY_TIMEOUT, default 600s): like the demo,
+# with a configurable load; the report goes to target/loadtest/loadtest.json (+ .svg).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -18,5 +18,6 @@ scripts/pipeline.sh start release
 . .stack/env
 export MQTT_HOST MQTT_PORT CLICKHOUSE_URL
 mkdir -p target/loadtest
-target/release/sck-loadtest --rate "${RATE:-1000}" --duration "${DURATION:-60s}" \
-  --devices "${DEVICES:-500}" --report target/loadtest/loadtest.json
+target/release/sck-loadtest --rate "${RATE:-300}" --duration "${DURATION:-60s}" \
+  --devices "${DEVICES:-300}" --verify-timeout "${VERIFY_TIMEOUT:-600s}" \
+  --report target/loadtest/loadtest.json

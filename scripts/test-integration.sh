@@ -9,7 +9,13 @@ if ! scripts/stack.sh is-up; then
   started=1
 fi
 cleanup() {
-  if [ "$started" = 1 ]; then scripts/stack.sh down; fi
+  if [ "$started" = 1 ]; then
+    scripts/stack.sh down
+  else
+    # The tests delete their Kafka topics, which on tansu deletes every topic: put the
+    # stack's own topics back for whoever uses this stack next.
+    scripts/stack.sh create-topics || true
+  fi
 }
 trap cleanup EXIT
 # The tests stop and start Kafka and kill bridges; they serialise themselves.

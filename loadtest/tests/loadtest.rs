@@ -97,6 +97,7 @@ fn a_short_load_arrives_complete_and_the_counts_agree() {
         drop(bridge);
         drop(decoder);
         forget_sessions(&[id]).await;
+        delete_topics(&topics).await;
         drop_database(&db);
     });
 }

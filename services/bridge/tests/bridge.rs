@@ -223,6 +223,7 @@ fn every_topic_kind_is_routed_keyed_and_unchanged() {
         let id = bridge.client_id();
         drop(bridge);
         forget_sessions(&[id]).await;
+        delete_topics(&topics).await;
     })
 }
 
@@ -288,6 +289,7 @@ fn two_bridges_in_one_group_split_the_load_exactly_once() {
         );
         drop((a, b));
         forget_sessions(&[ia, ib]).await;
+        delete_topics(&topics).await;
     })
 }
 
@@ -355,6 +357,7 @@ fn bridge_killed_mid_stream_loses_nothing() {
         let id = bridge.client_id();
         drop(bridge);
         forget_sessions(&[id]).await;
+        delete_topics(&topics).await;
     })
 }
 
@@ -447,6 +450,7 @@ fn kafka_outage_loses_nothing_and_memory_stays_bounded() {
         let id = bridge.client_id();
         drop(bridge);
         forget_sessions(&[id]).await;
+        delete_topics(&topics).await;
     })
 }
 
@@ -497,6 +501,7 @@ fn sigterm_drains_acks_and_exits_zero() {
         let id = bridge.client_id();
         drop(bridge);
         forget_sessions(&[id]).await;
+        delete_topics(&topics).await;
     })
 }
 

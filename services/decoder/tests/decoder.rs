@@ -3,14 +3,14 @@
 //! decoders sharing the partitions.
 //!
 //! Tests run one at a time (one stops ClickHouse); each has its own Kafka topics, consumer group
-//! and ClickHouse database (dropped afterwards).
+//! and ClickHouse database, removed afterwards.
 
 use std::time::{Duration, Instant};
 
 use sck_core::timestamp::format_utc;
 use sck_testkit::*;
 
-/// A test's own topics, group and database (the database is dropped afterwards).
+/// A test's own topics, group and database, cleaned up on drop.
 struct Env {
     topics: Topics,
     group: String,
@@ -61,6 +61,16 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         drop_database(&self.db);
+        let topics = self.topics.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(delete_topics(&topics));
+            }
+        })
+        .join();
     }
 }
 

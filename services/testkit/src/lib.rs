@@ -396,6 +396,12 @@ impl Decoder {
             ("CLICKHOUSE_DATABASE", database.to_string()),
             ("BATCH_MAX_AGE_MS", "300".into()),
             ("KAFKA_STATISTICS_INTERVAL_MS", "1000".into()),
+            // A SIGKILLed member holds its partitions until its session expires (librdkafka's
+            // default 45 s); tests kill decoders, so they use a short session.
+            (
+                "KAFKA_CONSUMER_PROPERTIES",
+                "session.timeout.ms=10000;heartbeat.interval.ms=1000".into(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -456,9 +462,32 @@ pub fn drop_database(db: &str) {
     let _ = clickhouse(&format!("DROP DATABASE IF EXISTS {db}"));
 }
 
-// Tests do not delete their Kafka topics: tansu 0.6.0's DeleteTopics removes *every* topic
-// (found in issue 4: deleting one test topic wiped the stack's sck.* topics). A CI run creates
-// ~36 small topics; locally, `make down && rm -rf .stack/kafka` starts Kafka afresh.
+/// Deletes a test's Kafka topics after the test. tansu slows down badly as topics and records
+/// pile up (metadata and group-coordinator requests time out, consumers lose their sessions),
+/// so every test leaves the broker empty. NB: tansu 0.6.0's DeleteTopics removes *every* topic,
+/// not just the named ones — the stack's `sck.*` topics too; `scripts/test-integration.sh`
+/// re-creates those afterwards, and the bridge can create them (`KAFKA_CREATE_TOPICS`).
+pub async fn delete_topics(topics: &Topics) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = match ClientConfig::new()
+        .set("bootstrap.servers", &stack().kafka_brokers)
+        .set("log_level", "3")
+        .create()
+    {
+        Ok(a) => a,
+        Err(e) => return eprintln!("cannot create admin client: {e}"),
+    };
+    let names = [
+        topics.readings.as_str(),
+        topics.events.as_str(),
+        topics.dlq.as_str(),
+    ];
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    if let Err(e) = admin.delete_topics(&names, &opts).await {
+        eprintln!("cannot delete test topics: {e}");
+    }
+}
 
 /// Removes the broker's persistent sessions of these client ids, so dead test bridges do not
 /// keep a share of later tests' messages queued in Mosquitto.
