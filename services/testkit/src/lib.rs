@@ -807,6 +807,19 @@ pub async fn committed_total(group: &str, topic: &str, partitions: i32) -> i64 {
         .sum()
 }
 
+/// Members of a consumer group as the broker reports them (None if it cannot say).
+pub fn group_members(group: &str) -> Option<usize> {
+    let c: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &stack().kafka_brokers)
+        .set("log_level", "3")
+        .create()
+        .ok()?;
+    let list = c
+        .fetch_group_list(Some(group), Duration::from_secs(5))
+        .ok()?;
+    list.groups().first().map(|g| g.members().len())
+}
+
 /// Waits until `f` returns true, polling every 200 ms; false on timeout.
 pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
