@@ -93,11 +93,8 @@ fn a_short_load_arrives_complete_and_the_counts_agree() {
                 .unwrap_or(0.0)
                 >= sent as f64
         );
-        let id = bridge.client_id();
-        drop(bridge);
         drop(decoder);
-        forget_sessions(&[id]).await;
-        delete_topics(&topics).await;
+        retire(vec![bridge], &topics).await;
         drop_database(&db);
     });
 }

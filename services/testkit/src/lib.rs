@@ -489,6 +489,14 @@ pub async fn delete_topics(topics: &Topics) {
     }
 }
 
+/// Ends a test's bridges: stops them, removes their MQTT sessions and deletes the test's topics.
+pub async fn retire(bridges: Vec<Bridge>, topics: &Topics) {
+    let ids: Vec<String> = bridges.iter().map(Bridge::client_id).collect();
+    drop(bridges);
+    forget_sessions(&ids).await;
+    delete_topics(topics).await;
+}
+
 /// Removes the broker's persistent sessions of these client ids, so dead test bridges do not
 /// keep a share of later tests' messages queued in Mosquitto.
 pub async fn forget_sessions(client_ids: &[String]) {
