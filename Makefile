@@ -1,14 +1,14 @@
 # sck-ingest: readings ingestion for Smart Citizen Kit sensors (MQTT -> Kafka -> ClickHouse).
 #   make up     install what is missing and start Mosquitto, tansu (Kafka API), ClickHouse on loopback
 #   make down   stop only what `make up` started
-#   make test   format + lint + unit tests + integration tests on the real stack
+#   make test   format + lint + unit tests + chart/k8s/alert checks + integration tests on the real stack
 #   make demo   start stack + one bridge + one decoder, publish ~20 s of readings, show RESULT
 #   make bench  criterion benchmarks (decode path of both formats, simd-json vs serde_json)
 #   make loadtest / make ceilings   a configurable load (RATE DURATION DEVICES) / throughput vs ceilings
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status build lint unit-test integration-test test bench demo loadtest ceilings
+.PHONY: help up down status build lint unit-test chart-test k8s-render integration-test test bench demo loadtest ceilings
 
 help:
 	@sed -n '2,9p' Makefile
@@ -36,7 +36,16 @@ unit-test:
 integration-test:
 	@scripts/test-integration.sh
 
-test: lint unit-test integration-test
+# Helm chart lint/render/validate per toggle, promtool rules + tests, kubectl kustomize of each
+# overlay, dashboard metric names (no cluster needed; installs its tools into .tools/).
+chart-test:
+	@scripts/check-deploy.sh
+
+# Regenerate k8s/overlays/dev/sck-ingest/chart.yaml after changing the chart or its dev values.
+k8s-render:
+	@scripts/check-deploy.sh k8s-render
+
+test: lint unit-test chart-test integration-test
 
 bench:
 	cargo bench -p sck-core --bench decode

