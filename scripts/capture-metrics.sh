@@ -12,7 +12,8 @@ scripts/stack.sh is-up || { echo "[capture-metrics] the stack is not up (make up
 trap 'scripts/pipeline.sh stop' EXIT
 scripts/pipeline.sh start "$profile"
 for _ in $(seq 1 600); do
-  if curl -fsS "http://127.0.0.1:${DECODER_METRICS_PORT:-9102}/metrics" | grep -q '^sck_decoder_consumer_lag{'; then
+  body=$(curl -fsS "http://127.0.0.1:${DECODER_METRICS_PORT:-9102}/metrics" || true)
+  if grep -q '^sck_decoder_consumer_lag{' <<<"$body"; then
     curl -fsS "http://127.0.0.1:${BRIDGE_METRICS_PORT:-9101}/metrics" >"$dir/bridge.prom"
     curl -fsS "http://127.0.0.1:${DECODER_METRICS_PORT:-9102}/metrics" >"$dir/decoder.prom"
     echo "[capture-metrics] wrote $dir/bridge.prom and $dir/decoder.prom" >&2
