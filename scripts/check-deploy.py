@@ -199,6 +199,7 @@ def check_chart() -> None:
             "kafka": {"security": {"protocol": "sasl_ssl", "saslMechanism": "SCRAM-SHA-512", "caSecret": "kafka-ca"}},
             "auth": {"kafka": {"username": "sck", "password": "s3cret"}, "mqtt": {"username": "sck-bridge", "password": "pw"}},
             "mqtt": {"port": 8883, "tls": {"enabled": True, "caSecret": "emqx-ca"}},
+            "clickhouse": {"url": "https://clickhouse:8443", "caSecret": "clickhouse-ca"},
         },
         "4 partitions": {"kafka": {"partitions": 4}, "decoder": {"autoscaling": {"maxReplicas": 10}}},
     }
@@ -322,6 +323,15 @@ def check_chart() -> None:
         check(mounts == {"/etc/sck/kafka-ca", "/etc/sck/mqtt-ca"}, "sasl: bridge mounts both CA bundles")
         bcm = next(v for k, v in scms.items() if k.endswith("-bridge"))
         check(bcm.get("MQTT_TLS") == "true" and bcm.get("MQTT_CA_FILE") == "/etc/sck/mqtt-ca/ca.crt", "MQTT TLS wired")
+    sd = one(s, "Deployment", "decoder", "sasl")
+    if sd:
+        mounts = {m["mountPath"] for m in pod_spec(sd)["containers"][0].get("volumeMounts", [])}
+        vols = {v["name"]: v["secret"]["secretName"] for v in pod_spec(sd).get("volumes", [])}
+        check(mounts == {"/etc/sck/kafka-ca", "/etc/sck/clickhouse-ca"} and vols.get("clickhouse-ca") == "clickhouse-ca",
+              "sasl: decoder mounts the Kafka and ClickHouse CA bundles")
+        dcm = next(v for k, v in scms.items() if k.endswith("-decoder"))
+        check(dcm.get("CLICKHOUSE_CA_FILE") == "/etc/sck/clickhouse-ca/ca.crt"
+              and dcm.get("CLICKHOUSE_URL") == "https://clickhouse:8443", "ClickHouse TLS wired")
     ss = find(s, "Secret")
     check(len(ss) == 1 and {"kafka-sasl-username", "kafka-sasl-password", "mqtt-username", "mqtt-password"} <= set(ss[0]["data"]),
           "sasl: the created Secret holds the credentials")
@@ -337,6 +347,7 @@ def check_chart() -> None:
         "misspelt top-level key": ({"bridgee": {}}, "bridgee"),
         "bad log format": ({"logFormat": "xml"}, "logFormat"),
         "bad kafka protocol": ({"kafka": {"security": {"protocol": "tls"}}}, "protocol"),
+        "ClickHouse CA with http://": ({"clickhouse": {"caSecret": "ca"}}, "https://"),
     }
     for name, (extra, needle) in refused.items():
         values = merge(BASE, extra) if name != "no mqtt.host" else {}

@@ -201,7 +201,7 @@ KAFKA_SSL_CA_FILE: /etc/sck/kafka-ca/{{ $k.security.caKey }}
 {{- end }}
 {{- end }}
 
-{{/* CA bundle volumes (MQTT for the bridge, Kafka for both) and their mounts. */}}
+{{/* CA bundle volumes (MQTT for the bridge, ClickHouse for the decoder, Kafka for both) and their mounts. */}}
 {{- define "sck-ingest.caVolumes" -}}
 {{- $k := .ctx.Values.kafka.security -}}
 {{- if and (hasSuffix "ssl" $k.protocol) $k.caSecret }}
@@ -211,6 +211,10 @@ KAFKA_SSL_CA_FILE: /etc/sck/kafka-ca/{{ $k.security.caKey }}
 {{- if and (eq .component "bridge") .ctx.Values.mqtt.tls.enabled .ctx.Values.mqtt.tls.caSecret }}
 - name: mqtt-ca
   secret: { secretName: {{ .ctx.Values.mqtt.tls.caSecret }} }
+{{- end }}
+{{- if and (eq .component "decoder") .ctx.Values.clickhouse.caSecret }}
+- name: clickhouse-ca
+  secret: { secretName: {{ .ctx.Values.clickhouse.caSecret }} }
 {{- end }}
 {{- end }}
 
@@ -224,6 +228,11 @@ KAFKA_SSL_CA_FILE: /etc/sck/kafka-ca/{{ $k.security.caKey }}
 {{- if and (eq .component "bridge") .ctx.Values.mqtt.tls.enabled .ctx.Values.mqtt.tls.caSecret }}
 - name: mqtt-ca
   mountPath: /etc/sck/mqtt-ca
+  readOnly: true
+{{- end }}
+{{- if and (eq .component "decoder") .ctx.Values.clickhouse.caSecret }}
+- name: clickhouse-ca
+  mountPath: /etc/sck/clickhouse-ca
   readOnly: true
 {{- end }}
 {{- end }}

@@ -4,6 +4,7 @@
 //! rule that can reject a start-up, so those rules are unit-tested without the environment.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -60,6 +61,11 @@ pub struct Args {
     /// ClickHouse HTTP(S) endpoint.
     #[arg(long, env = "CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
     pub clickhouse_url: String,
+
+    /// PEM bundle of the CA(s) that signed ClickHouse's certificate, for an https:// URL served
+    /// with a private CA [default: the public web PKI roots].
+    #[arg(long, env = "CLICKHOUSE_CA_FILE")]
+    pub clickhouse_ca_file: Option<PathBuf>,
 
     /// ClickHouse database (created by the migrations).
     #[arg(long, env = "CLICKHOUSE_DATABASE", default_value = "sck")]
@@ -150,6 +156,7 @@ pub struct Config {
     pub consumer_properties: Vec<(String, String)>,
     pub security: KafkaSecurity,
     pub clickhouse_url: String,
+    pub clickhouse_ca_file: Option<PathBuf>,
     pub database: String,
     pub clickhouse_user: String,
     pub clickhouse_password: Option<String>,
@@ -235,6 +242,13 @@ impl Args {
         if self.insert_timeout_secs == 0 {
             return Err(invalid("INSERT_TIMEOUT_SECS", "at least 1", 0));
         }
+        if self.clickhouse_ca_file.is_some() && !self.clickhouse_url.starts_with("https://") {
+            return Err(invalid(
+                "CLICKHOUSE_URL",
+                "an https:// URL when CLICKHOUSE_CA_FILE is set",
+                &self.clickhouse_url,
+            ));
+        }
         let security = self.kafka_security.validate()?;
         let consumer_properties =
             parse_properties("KAFKA_CONSUMER_PROPERTIES", &self.kafka_consumer_properties)?;
@@ -259,6 +273,7 @@ impl Args {
             consumer_properties,
             security,
             clickhouse_url: self.clickhouse_url,
+            clickhouse_ca_file: self.clickhouse_ca_file,
             database: self.clickhouse_database,
             clickhouse_user: self.clickhouse_user,
             clickhouse_password: self.clickhouse_password,
@@ -317,6 +332,22 @@ mod tests {
     }
 
     #[test]
+    fn ca_file_with_an_https_url() {
+        let c = parse(&[
+            "--clickhouse-url",
+            "https://ch.example:8443",
+            "--clickhouse-ca-file",
+            "/etc/sck/clickhouse-ca/ca.crt",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.clickhouse_ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/sck/clickhouse-ca/ca.crt"))
+        );
+        assert_eq!(parse(&[]).unwrap().clickhouse_ca_file, None);
+    }
+
+    #[test]
     fn migrate_subcommand() {
         assert_eq!(parse(&["migrate"]).unwrap().command, Command::Migrate);
     }
@@ -338,6 +369,7 @@ mod tests {
             (vec!["--batch-max-age-ms", "0"], "BATCH_MAX_AGE_MS"),
             (vec!["--max-future-secs=-1"], "MAX_FUTURE_SECS"),
             (vec!["--kafka-readings-topic", " "], "KAFKA_READINGS_TOPIC"),
+            (vec!["--clickhouse-ca-file", "/ca.pem"], "CLICKHOUSE_URL"),
         ] {
             match parse(&args) {
                 Err(ConfigError::Invalid { name: n, .. }) => assert_eq!(n, name, "{args:?}"),

@@ -9,6 +9,7 @@ mod metrics;
 mod pipeline;
 mod schema;
 mod sink;
+mod tls;
 
 use std::process::ExitCode;
 use std::sync::{Arc, Weak};
@@ -52,7 +53,7 @@ fn main() -> ExitCode {
 }
 
 async fn migrate(cfg: &config::Config) -> anyhow::Result<String> {
-    let version = schema::migrate(&sink::client(cfg, false), &cfg.database)
+    let version = schema::migrate(&sink::client(cfg, false)?, &cfg.database)
         .await
         .with_context(|| format!("migrating the ClickHouse schema at {}", cfg.clickhouse_url))?;
     tracing::info!(server = %version, database = %cfg.database, "ClickHouse schema up to date");
@@ -112,7 +113,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         max: Duration::from_secs(10),
     };
     let sink = Arc::new(sink::Sink {
-        client: sink::client(&cfg, true),
+        client: sink::client(&cfg, true)?,
         metrics: metrics.clone(),
         insert_timeout: cfg.insert_timeout,
         retry,

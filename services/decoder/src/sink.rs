@@ -71,9 +71,15 @@ struct InventoryRow<'a> {
     kafka_offset: u64,
 }
 
-/// Builds the ClickHouse client from the settings (database applied or not).
-pub fn client(cfg: &Config, with_database: bool) -> Client {
-    let mut c = Client::default()
+/// Builds the ClickHouse client from the settings (database applied or not): the crate's
+/// default client, or one trusting `CLICKHOUSE_CA_FILE` (which is read here, so a bad file fails
+/// the start).
+pub fn client(cfg: &Config, with_database: bool) -> Result<Client, crate::tls::TlsError> {
+    let base = match &cfg.clickhouse_ca_file {
+        Some(ca) => crate::tls::client_with_ca(ca)?,
+        None => Client::default(),
+    };
+    let mut c = base
         .with_url(&cfg.clickhouse_url)
         .with_user(&cfg.clickhouse_user)
         .with_validation(cfg.validation)
@@ -88,7 +94,7 @@ pub fn client(cfg: &Config, with_database: bool) -> Client {
     if with_database {
         c = c.with_database(&cfg.database);
     }
-    c
+    Ok(c)
 }
 
 pub struct Sink {
