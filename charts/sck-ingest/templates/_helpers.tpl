@@ -201,38 +201,35 @@ KAFKA_SSL_CA_FILE: /etc/sck/kafka-ca/{{ $k.security.caKey }}
 {{- end }}
 {{- end }}
 
-{{/* CA bundle volumes (MQTT for the bridge, ClickHouse for the decoder, Kafka for both) and their mounts. */}}
+{{/* CA bundles a component mounts, as JSON {volume name: Secret name}: Kafka's for both (with
+ssl / sasl_ssl), MQTT's for the bridge, ClickHouse's for the decoder. Each is mounted at
+/etc/sck/<volume name>, where the ConfigMaps' *_CA_FILE settings point. */}}
+{{- define "sck-ingest.caBundles" -}}
+{{- $v := .ctx.Values }}
+{{- $out := dict }}
+{{- if and (hasSuffix "ssl" $v.kafka.security.protocol) $v.kafka.security.caSecret }}
+{{- $_ := set $out "kafka-ca" $v.kafka.security.caSecret }}
+{{- end }}
+{{- if and (eq .component "bridge") $v.mqtt.tls.enabled $v.mqtt.tls.caSecret }}
+{{- $_ := set $out "mqtt-ca" $v.mqtt.tls.caSecret }}
+{{- end }}
+{{- if and (eq .component "decoder") $v.clickhouse.caSecret }}
+{{- $_ := set $out "clickhouse-ca" $v.clickhouse.caSecret }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
 {{- define "sck-ingest.caVolumes" -}}
-{{- $k := .ctx.Values.kafka.security -}}
-{{- if and (hasSuffix "ssl" $k.protocol) $k.caSecret }}
-- name: kafka-ca
-  secret: { secretName: {{ $k.caSecret }} }
-{{- end }}
-{{- if and (eq .component "bridge") .ctx.Values.mqtt.tls.enabled .ctx.Values.mqtt.tls.caSecret }}
-- name: mqtt-ca
-  secret: { secretName: {{ .ctx.Values.mqtt.tls.caSecret }} }
-{{- end }}
-{{- if and (eq .component "decoder") .ctx.Values.clickhouse.caSecret }}
-- name: clickhouse-ca
-  secret: { secretName: {{ .ctx.Values.clickhouse.caSecret }} }
+{{- range $name, $secret := include "sck-ingest.caBundles" . | fromJson }}
+- name: {{ $name }}
+  secret: { secretName: {{ $secret }} }
 {{- end }}
 {{- end }}
 
 {{- define "sck-ingest.caMounts" -}}
-{{- $k := .ctx.Values.kafka.security -}}
-{{- if and (hasSuffix "ssl" $k.protocol) $k.caSecret }}
-- name: kafka-ca
-  mountPath: /etc/sck/kafka-ca
-  readOnly: true
-{{- end }}
-{{- if and (eq .component "bridge") .ctx.Values.mqtt.tls.enabled .ctx.Values.mqtt.tls.caSecret }}
-- name: mqtt-ca
-  mountPath: /etc/sck/mqtt-ca
-  readOnly: true
-{{- end }}
-{{- if and (eq .component "decoder") .ctx.Values.clickhouse.caSecret }}
-- name: clickhouse-ca
-  mountPath: /etc/sck/clickhouse-ca
+{{- range $name, $_ := include "sck-ingest.caBundles" . | fromJson }}
+- name: {{ $name }}
+  mountPath: /etc/sck/{{ $name }}
   readOnly: true
 {{- end }}
 {{- end }}
