@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use sck_core::runtime::kafka::{
-    parse_properties, KafkaSecurity, KafkaSecurityArgs, KafkaSettingsError,
+    parse_properties, KafkaSecurity, KafkaSecurityArgs, KafkaSettingsError, KafkaTopicsArgs,
 };
 use sck_core::runtime::telemetry::LogFormat;
 
@@ -98,17 +98,8 @@ pub struct Args {
     #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub kafka_brokers: String,
 
-    /// Topic for both readings formats.
-    #[arg(long, env = "KAFKA_READINGS_TOPIC", default_value = "sck.readings")]
-    pub kafka_readings_topic: String,
-
-    /// Topic for hello / info / inventory messages.
-    #[arg(long, env = "KAFKA_EVENTS_TOPIC", default_value = "sck.device-events")]
-    pub kafka_events_topic: String,
-
-    /// Dead-letter topic (records carry an `error` header with the reason).
-    #[arg(long, env = "KAFKA_DLQ_TOPIC", default_value = "sck.dead-letter")]
-    pub kafka_dlq_topic: String,
+    #[command(flatten)]
+    pub kafka_topics: KafkaTopicsArgs,
 
     /// Producer compression codec: none, gzip, snappy, lz4 or zstd.
     #[arg(long, env = "KAFKA_COMPRESSION", default_value = "lz4")]
@@ -288,12 +279,9 @@ impl Args {
             self.kafka_topic_replication.max(0) as u64,
             1,
         )?;
-        for (name, value) in [
-            ("KAFKA_BROKERS", &self.kafka_brokers),
-            ("KAFKA_READINGS_TOPIC", &self.kafka_readings_topic),
-            ("KAFKA_EVENTS_TOPIC", &self.kafka_events_topic),
-            ("KAFKA_DLQ_TOPIC", &self.kafka_dlq_topic),
-        ] {
+        for (name, value) in
+            std::iter::once(("KAFKA_BROKERS", &self.kafka_brokers)).chain(self.kafka_topics.named())
+        {
             if value.trim().is_empty() {
                 return Err(ConfigError::Empty(name));
             }
@@ -320,9 +308,9 @@ impl Args {
             max_in_flight: self.max_in_flight,
             drain_timeout: Duration::from_secs(self.drain_timeout_secs),
             kafka_brokers: self.kafka_brokers,
-            readings_topic: self.kafka_readings_topic,
-            events_topic: self.kafka_events_topic,
-            dlq_topic: self.kafka_dlq_topic,
+            readings_topic: self.kafka_topics.kafka_readings_topic,
+            events_topic: self.kafka_topics.kafka_events_topic,
+            dlq_topic: self.kafka_topics.kafka_dlq_topic,
             compression,
             linger_ms: self.kafka_linger_ms,
             message_timeout_ms: self.kafka_message_timeout_ms,

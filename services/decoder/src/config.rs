@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use sck_core::runtime::kafka::{
-    parse_properties, KafkaSecurity, KafkaSecurityArgs, KafkaSettingsError,
+    parse_properties, KafkaSecurity, KafkaSecurityArgs, KafkaSettingsError, KafkaTopicsArgs,
 };
 use sck_core::runtime::telemetry::LogFormat;
 
@@ -30,17 +30,8 @@ pub struct Args {
     #[arg(long, env = "KAFKA_GROUP", default_value = "sck-decoder")]
     pub kafka_group: String,
 
-    /// Topic of both readings formats (written by sck-bridge).
-    #[arg(long, env = "KAFKA_READINGS_TOPIC", default_value = "sck.readings")]
-    pub kafka_readings_topic: String,
-
-    /// Topic of hello / info / inventory messages.
-    #[arg(long, env = "KAFKA_EVENTS_TOPIC", default_value = "sck.device-events")]
-    pub kafka_events_topic: String,
-
-    /// Dead-letter topic: the decoder writes rejected messages here (header `error`).
-    #[arg(long, env = "KAFKA_DLQ_TOPIC", default_value = "sck.dead-letter")]
-    pub kafka_dlq_topic: String,
+    #[command(flatten)]
+    pub kafka_topics: KafkaTopicsArgs,
 
     /// Also consume the dead-letter topic, recording what the *bridge* dead-lettered
     /// (too_large, unknown_topic, …) in `ingest_errors`. The decoder's own records are skipped.
@@ -252,11 +243,7 @@ impl Args {
         let security = self.kafka_security.validate()?;
         let consumer_properties =
             parse_properties("KAFKA_CONSUMER_PROPERTIES", &self.kafka_consumer_properties)?;
-        for (name, topic) in [
-            ("KAFKA_READINGS_TOPIC", &self.kafka_readings_topic),
-            ("KAFKA_EVENTS_TOPIC", &self.kafka_events_topic),
-            ("KAFKA_DLQ_TOPIC", &self.kafka_dlq_topic),
-        ] {
+        for (name, topic) in self.kafka_topics.named() {
             if topic.trim().is_empty() {
                 return Err(invalid(name, "a topic name", topic));
             }
@@ -265,9 +252,9 @@ impl Args {
             command: self.command.unwrap_or(Command::Run),
             kafka_brokers: self.kafka_brokers,
             group: self.kafka_group,
-            readings_topic: self.kafka_readings_topic,
-            events_topic: self.kafka_events_topic,
-            dlq_topic: self.kafka_dlq_topic,
+            readings_topic: self.kafka_topics.kafka_readings_topic,
+            events_topic: self.kafka_topics.kafka_events_topic,
+            dlq_topic: self.kafka_topics.kafka_dlq_topic,
             consume_dead_letter: self.kafka_consume_dead_letter,
             statistics_interval_ms: self.kafka_statistics_interval_ms,
             consumer_properties,

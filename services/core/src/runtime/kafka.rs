@@ -1,9 +1,37 @@
-//! Kafka connection settings both services take the same way: security (TLS, SASL) and the
-//! `key=value;…` librdkafka property overrides. Flattened into each service's clap `Args`, so
+//! Kafka settings both services take the same way: the three topics, security (TLS, SASL) and
+//! the `key=value;…` librdkafka property overrides. Flattened into each service's clap `Args`, so
 //! the env vars, defaults, `--help` lines and validation rules cannot drift apart. Returns plain
 //! `(property, value)` pairs: the services hand them to librdkafka.
 
 use std::path::PathBuf;
+
+/// The pipeline's three topics (`#[command(flatten)]` into a service's arguments): the bridge
+/// writes and the decoder reads them, so one definition keeps their names and defaults equal.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaTopicsArgs {
+    /// Topic of both readings formats.
+    #[arg(long, env = "KAFKA_READINGS_TOPIC", default_value = "sck.readings")]
+    pub kafka_readings_topic: String,
+
+    /// Topic of hello / info / inventory messages.
+    #[arg(long, env = "KAFKA_EVENTS_TOPIC", default_value = "sck.device-events")]
+    pub kafka_events_topic: String,
+
+    /// Dead-letter topic (records carry an `error` header with the reason).
+    #[arg(long, env = "KAFKA_DLQ_TOPIC", default_value = "sck.dead-letter")]
+    pub kafka_dlq_topic: String,
+}
+
+impl KafkaTopicsArgs {
+    /// Each topic with the variable that sets it, for the services' start-up checks.
+    pub fn named(&self) -> [(&'static str, &String); 3] {
+        [
+            ("KAFKA_READINGS_TOPIC", &self.kafka_readings_topic),
+            ("KAFKA_EVENTS_TOPIC", &self.kafka_events_topic),
+            ("KAFKA_DLQ_TOPIC", &self.kafka_dlq_topic),
+        ]
+    }
+}
 
 /// Kafka TLS / SASL settings (`#[command(flatten)]` into a service's arguments).
 #[derive(Debug, Clone, clap::Args)]
