@@ -242,13 +242,13 @@ impl Intake {
             ),
         }
         if self.client.try_disconnect().is_ok() {
+            // Keep reading until the broker closes the connection after our DISCONNECT. Exiting
+            // with the broker's newer PUBLISHes unread in the socket makes the kernel answer
+            // with a RST, and a broker that sees the RST first discards the last PUBACKs still
+            // in its receive buffer: those messages would be redelivered (duplicates). The
+            // PUBLISHes read here are not acknowledged and stay in the session.
             let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                loop {
-                    match self.eventloop.poll().await {
-                        Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
-                        Ok(_) => {}
-                    }
-                }
+                while self.eventloop.poll().await.is_ok() {}
             })
             .await;
         }
