@@ -206,7 +206,15 @@ mod tests {
         );
         assert!(matches!(o, Outcome::Rejected { .. }));
         assert_eq!(d.problems[0].kind, ErrorKind::MalformedJson);
-        let (o, d) = run(Some("bridge/device/sck/tok/readings/raw"), r#"{"data":[]}"#);
+        // Braces make it a raw message; its one "pair" is not a sensor reading.
+        let (o, d) = run(
+            Some("bridge/device/sck/tok/readings/raw"),
+            r#"{"data":[1]}"#,
+        );
+        assert!(matches!(o, Outcome::Readings { .. }));
+        assert!(d.readings.is_empty());
+        assert_eq!(d.problems[0].kind, ErrorKind::MissingTimestamp);
+        let (o, d) = run(Some("bridge/device/sck/tok/readings/raw"), r#"["data"]"#);
         assert!(matches!(o, Outcome::Rejected { .. }));
         assert_eq!(d.problems[0].kind, ErrorKind::MalformedRaw);
     }

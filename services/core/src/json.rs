@@ -4,6 +4,15 @@
 //! ([`Field`]), so a wrong type in one reading is that reading's error, not the message's: only a
 //! payload that is not JSON or not of the `{"data":[…]}` shape is rejected whole. The structs are
 //! public so the benchmark can run the same path with serde_json for comparison.
+//!
+//! A payload the parser refuses as it is gets one more try, repaired the way the platform's
+//! original handler reads it ([`repair`]): non-ASCII bytes (a BOM, invalid UTF-8) dropped, and
+//! numbers no machine type holds (`1e400`, `100000000000000000000`) turned into strings, so such
+//! a number is one reading's problem (or its value, when it is a finite f64) instead of the
+//! whole message's. Well-formed payloads never take that path.
+//!
+//! A sensor id may be a number or a string of digits (`"007"`); any other string is a sensor
+//! key (`"temp"`), which needs a sensor catalogue to resolve ([`ErrorKind::UnknownSensorKey`]).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -11,7 +20,8 @@ use std::fmt;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::reading::{self, Decoded, IdInput, Limits, ValueInput};
+use crate::ascii::Ascii;
+use crate::reading::{self, Decoded, ErrorKind, IdInput, Limits, ValueInput};
 
 /// The whole message.
 #[derive(Debug, Deserialize)]
@@ -115,10 +125,11 @@ pub fn push_payload(payload: &Payload<'_>, limits: &Limits, out: &mut Decoded) {
             Field::Str(s) => reading::check_time(limits, s),
             Field::Missing | Field::Null => Err(reading::missing_timestamp("recorded_at")),
             other => Err(reading::Problem::new(
-                reading::ErrorKind::InvalidTimestamp,
+                ErrorKind::InvalidTimestamp,
                 format!("recorded_at is {}, not a string", describe(other)),
             )),
         };
+        let mut stamped = 0usize;
         for sensor in &entry.sensors {
             let id_text;
             let id = match &sensor.id {
@@ -131,10 +142,15 @@ pub fn push_payload(payload: &Payload<'_>, limits: &Limits, out: &mut Decoded) {
                     id_text = n.to_string();
                     IdInput::Other(&id_text)
                 }
-                Field::Str(s) => {
+                Field::Str(s) if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) => s
+                    .parse::<u64>()
+                    .map(IdInput::Unsigned)
+                    .unwrap_or(IdInput::Other(s)),
+                Field::Str(s) if s.trim().is_empty() || s.trim().parse::<f64>().is_ok() => {
                     id_text = format!("{s:?}");
                     IdInput::Other(&id_text)
                 }
+                Field::Str(s) => IdInput::Key(s),
                 other => IdInput::Other(describe(other)),
             };
             let value = match &sensor.value {
@@ -145,7 +161,15 @@ pub fn push_payload(payload: &Payload<'_>, limits: &Limits, out: &mut Decoded) {
                 Field::Null => ValueInput::Null,
                 other => ValueInput::Other(describe(other)),
             };
+            if !matches!(value, ValueInput::Null) {
+                stamped += 1;
+            }
             reading::push(out, &time, id, value);
+        }
+        // A timestamp that cannot be read is said even when it stamps no reading.
+        let given = !matches!(entry.recorded_at, Field::Missing | Field::Null);
+        if let (true, Err(p), 0) = (given, &time, stamped) {
+            out.problems.push(p.clone());
         }
     }
 }
@@ -190,9 +214,26 @@ impl JsonDecoder {
     ) -> Result<(), JsonError> {
         self.buf.clear();
         self.buf.extend_from_slice(payload);
+        let first = match simd_json::serde::from_slice_with_buffers::<Payload<'_>>(
+            &mut self.buf,
+            &mut self.buffers,
+        ) {
+            Ok(parsed) => {
+                push_payload(&parsed, limits, out);
+                return Ok(());
+            }
+            Err(e) => JsonError(e.to_string()),
+        };
+        let Some((repaired, dropped)) = repair(payload) else {
+            return Err(first);
+        };
+        self.buf.clear();
+        self.buf.extend_from_slice(&repaired);
+        // The first error says more about a payload that is broken either way.
         let parsed: Payload<'_> =
             simd_json::serde::from_slice_with_buffers(&mut self.buf, &mut self.buffers)
-                .map_err(|e| JsonError(e.to_string()))?;
+                .map_err(|_| first)?;
+        out.dropped_bytes += dropped;
         push_payload(&parsed, limits, out);
         Ok(())
     }
@@ -213,10 +254,106 @@ pub fn decode_with_serde_json(
     limits: &Limits,
     out: &mut Decoded,
 ) -> Result<(), JsonError> {
-    let parsed: Payload<'_> =
-        serde_json::from_slice(payload).map_err(|e| JsonError(e.to_string()))?;
+    let first = match serde_json::from_slice::<Payload<'_>>(payload) {
+        Ok(parsed) => {
+            push_payload(&parsed, limits, out);
+            return Ok(());
+        }
+        Err(e) => JsonError(e.to_string()),
+    };
+    let (repaired, dropped) = repair(payload).ok_or(first.clone())?;
+    let parsed: Payload<'_> = serde_json::from_slice(&repaired).map_err(|_| first)?;
+    out.dropped_bytes += dropped;
     push_payload(&parsed, limits, out);
     Ok(())
+}
+
+/// A payload the parser refused, rewritten the way the original handler reads it: non-ASCII
+/// bytes dropped (their count is returned), and numbers outside every machine type written as
+/// strings. `None` when there is nothing to rewrite.
+pub fn repair(payload: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let ascii = Ascii::new(payload);
+    let b: &[u8] = &ascii.bytes;
+    let mut out = Vec::with_capacity(b.len() + 8);
+    let mut changed = ascii.dropped() > 0;
+    let mut in_string = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if in_string {
+            out.push(c);
+            i += 1;
+            match c {
+                b'\\' if i < b.len() => {
+                    out.push(b[i]);
+                    i += 1;
+                }
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if c == b'-' || c.is_ascii_digit() {
+            let start = i;
+            while i < b.len() && matches!(b[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+                i += 1;
+            }
+            let number = &b[start..i];
+            if beyond_machine_types(number) {
+                out.push(b'"');
+                out.extend_from_slice(number);
+                out.push(b'"');
+                changed = true;
+            } else {
+                out.extend_from_slice(number);
+            }
+        } else {
+            in_string = c == b'"';
+            out.push(c);
+            i += 1;
+        }
+    }
+    changed.then_some((out, ascii.dropped()))
+}
+
+/// A JSON number literal that neither i64, u64 nor a finite f64 holds.
+fn beyond_machine_types(number: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(number) else {
+        return false;
+    };
+    if !is_json_number(number) {
+        return false;
+    }
+    if number.iter().all(|&c| c == b'-' || c.is_ascii_digit()) {
+        s.parse::<i64>().is_err() && s.parse::<u64>().is_err()
+    } else {
+        !s.parse::<f64>().is_ok_and(f64::is_finite)
+    }
+}
+
+/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+fn is_json_number(b: &[u8]) -> bool {
+    let digits = |b: &[u8]| b.iter().take_while(|c| c.is_ascii_digit()).count();
+    let b = b.strip_prefix(b"-").unwrap_or(b);
+    let int = digits(b);
+    if int == 0 || (int > 1 && b[0] == b'0') {
+        return false;
+    }
+    let mut rest = &b[int..];
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = digits(frac);
+        if n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    if let Some(exp) = rest.strip_prefix(b"e").or_else(|| rest.strip_prefix(b"E")) {
+        let exp = exp
+            .strip_prefix(b"+")
+            .or_else(|| exp.strip_prefix(b"-"))
+            .unwrap_or(exp);
+        let n = digits(exp);
+        return n > 0 && n == exp.len();
+    }
+    rest.is_empty()
 }
 
 #[cfg(test)]
@@ -317,12 +454,11 @@ mod tests {
             ]}"#,
         )
         .unwrap();
-        assert_eq!(d.readings, vec![r(1, T, 21.0), r(7, T, 22.0)]);
+        assert_eq!(d.readings, vec![r(1, T, 21.0), r(7, T, 1.0), r(7, T, 22.0)]);
         use ErrorKind::*;
         assert_eq!(
             kinds(&d),
             vec![
-                InvalidSensorId,
                 InvalidSensorId,
                 InvalidSensorId,
                 InvalidSensorId,
@@ -337,6 +473,119 @@ mod tests {
                 InvalidTimestamp,
                 FutureTimestamp
             ]
+        );
+    }
+
+    #[test]
+    fn sensor_ids_as_strings_and_sensor_keys() {
+        let d = both(
+            r#"{"data":[{"recorded_at":"2016-06-08 10:30:00","sensors":[
+                {"id":"1","value":1},{"id":"007","value":2},{"id":"temp","value":3},
+                {"id":"-1","value":4},{"id":"1.5","value":5},{"id":"","value":6},
+                {"id":"99999999999999999999","value":7},{"id":"pm_avg_2.5","value":8},
+                {"id":"noise","value":null}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(d.readings, vec![r(1, T, 1.0), r(7, T, 2.0)]);
+        use ErrorKind::*;
+        assert_eq!(
+            kinds(&d),
+            vec![
+                UnknownSensorKey,
+                InvalidSensorId,
+                InvalidSensorId,
+                InvalidSensorId,
+                InvalidSensorId,
+                UnknownSensorKey
+            ]
+        );
+        assert!(
+            d.problems[0].message.contains("\"temp\""),
+            "{}",
+            d.problems[0]
+        );
+        assert!(
+            d.problems[5].message.contains("\"pm_avg_2.5\""),
+            "{}",
+            d.problems[5]
+        );
+    }
+
+    #[test]
+    fn timestamps_as_ruby_and_common_clients_write_them() {
+        for t in [
+            "2016-06-08 12:30:00 +0200",
+            "2016-06-08T12:30:00+02",
+            "2016-06-08 10:30:00 UTC",
+            "2016-06-08 10:30:00 GMT",
+            "2016-06-08 12:30:00 +02:00",
+            "2016-06-08T10:30:00z",
+        ] {
+            let s =
+                format!(r#"{{"data":[{{"recorded_at":"{t}","sensors":[{{"id":1,"value":1}}]}}]}}"#);
+            assert_eq!(both(&s).unwrap().readings, vec![r(1, T, 1.0)], "{t}");
+        }
+    }
+
+    #[test]
+    fn numbers_beyond_machine_types_cost_only_their_reading() {
+        let d = both(
+            r#"{"data":[{"recorded_at":"2016-06-08 10:30:00","sensors":[
+                {"id":1,"value":100000000000000000000},{"id":2,"value":1e400},
+                {"id":3,"value":-1e400},{"id":100000000000000000000,"value":4},
+                {"id":5,"value":5}]}],"big":123456789012345678901234567890,"huge":1E999}"#,
+        )
+        .unwrap();
+        assert_eq!(d.readings, vec![r(1, T, 1e20), r(5, T, 5.0)]);
+        use ErrorKind::*;
+        assert_eq!(kinds(&d), vec![InvalidValue, InvalidValue, InvalidSensorId]);
+        assert!(d.problems[0].message.contains("1e400"), "{}", d.problems[0]);
+        assert_eq!(d.problems[0].sensor_id, Some(2));
+        assert_eq!(d.dropped_bytes, 0);
+        // Numbers in strings are left alone; a number that is not JSON still rejects.
+        let d = both(r#"{"data":[{"recorded_at":"2016-06-08 10:30:00","sensors":[{"id":1,"value":"1e400"}]}],"x":1e400}"#).unwrap();
+        assert_eq!(kinds(&d), vec![InvalidValue]);
+        assert!(both(r#"{"data":[],"x":01e400}"#).is_err());
+        assert!(both(r#"{"data":[],"x":1e400.5}"#).is_err());
+    }
+
+    #[test]
+    fn a_bom_and_invalid_utf8_are_dropped_and_counted() {
+        let body =
+            r#"{"data":[{"recorded_at":"2016-06-08 10:30:00","sensors":[{"id":1,"value":21}]}]}"#;
+        let mut bom = b"\xef\xbb\xbf".to_vec();
+        bom.extend_from_slice(body.as_bytes());
+        let mut bad = body.as_bytes().to_vec();
+        bad.splice(30..30, *b"\xff\xc3");
+        let mut emoji = body.as_bytes().to_vec();
+        emoji.extend_from_slice("💣".as_bytes());
+        for (payload, dropped) in [(bom, 3), (bad, 2), (emoji, 4)] {
+            let mut a = Decoded::default();
+            JsonDecoder::default()
+                .decode(&payload, &LIMITS, &mut a)
+                .unwrap_or_else(|e| panic!("{payload:?}: {e}"));
+            assert_eq!(a.readings, vec![r(1, T, 21.0)]);
+            assert_eq!(a.dropped_bytes, dropped);
+            let mut b = Decoded::default();
+            decode_with_serde_json(&payload, &LIMITS, &mut b).unwrap();
+            assert_eq!(a, b);
+        }
+        // Valid UTF-8 in strings is kept as it is: nothing dropped.
+        let d = both(r#"{"data":[],"note":"21 °C"}"#).unwrap();
+        assert_eq!(d.dropped_bytes, 0);
+    }
+
+    #[test]
+    fn an_unreadable_timestamp_is_said_even_without_readings() {
+        let d = both(
+            r#"{"data":[{"recorded_at":"yesterday","sensors":[]},
+                {"recorded_at":"2099-01-01 00:00:00","sensors":[{"id":1,"value":null}]},
+                {"recorded_at":null,"sensors":[]},{"sensors":[]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            kinds(&d),
+            vec![ErrorKind::InvalidTimestamp, ErrorKind::FutureTimestamp]
         );
     }
 

@@ -5,6 +5,7 @@
 //! [`runtime`] (feature `runtime`) holds the small helpers every service binary needs: logging
 //! setup, the `/metrics` `/healthz` `/readyz` server, jittered backoff sleeps.
 
+pub mod ascii;
 pub mod backoff;
 pub mod decode;
 pub mod envelope;

@@ -1,11 +1,17 @@
-//! Property tests: any valid payload we generate, in either format and in any of the allowed
-//! spellings, decodes to exactly the readings it was generated from.
+//! Property tests.
+//!
+//! 1. Any valid payload we generate, in either format and in any of the allowed spellings,
+//!    decodes to exactly the readings it was generated from.
+//! 2. No silent loss: any input at all (arbitrary bytes, near-payloads, valid payloads mutated)
+//!    that yields no reading yields at least one problem, unless it holds no reading at all.
+//!    Whether it holds one is decided by small oracles written independently of the parsers.
 
 use proptest::prelude::*;
 
-use crate::json::{decode_with_serde_json, JsonDecoder};
+use crate::decode::Decoder;
+use crate::json::{decode_with_serde_json, repair, JsonDecoder};
 use crate::raw;
-use crate::reading::{Decoded, Limits, Reading};
+use crate::reading::{self, Decoded, Limits, Reading};
 use crate::timestamp::format_utc;
 
 const LIMITS: Limits = Limits {
@@ -28,42 +34,55 @@ fn sensors() -> impl Strategy<Value = Sensors> {
     prop::collection::vec((any::<u32>(), value()), 0..16)
 }
 
-/// Spells `secs` as a timestamp: `T` or space (when allowed), fraction, zone.
-fn spell(secs: i64, style: (bool, bool, u8, i32), space_ok: bool) -> String {
-    let (space, fraction, zone, offset_min) = style;
-    let zone = zone % 3;
-    let local = if zone == 2 {
-        secs + i64::from(offset_min) * 60
-    } else {
-        secs
-    };
-    let mut s = format_utc(local);
-    s.pop(); // the Z
-    if space && space_ok {
-        s.replace_range(10..11, " ");
-    }
-    if fraction {
-        s.push_str(".125");
-    }
-    match zone {
-        0 => s.push('Z'),
-        1 => {}
-        _ => {
-            let sign = if offset_min < 0 { '-' } else { '+' };
-            let a = offset_min.unsigned_abs();
-            s.push_str(&format!("{sign}{:02}:{:02}", a / 60, a % 60));
-        }
-    }
-    s
-}
+/// How a timestamp is spelled: (space between date and time, fraction, zone form, offset).
+type Style = (bool, bool, u8, i32);
 
-fn style() -> impl Strategy<Value = (bool, bool, u8, i32)> {
+fn style() -> impl Strategy<Value = Style> {
     (
         any::<bool>(),
         any::<bool>(),
         any::<u8>(),
         -(23 * 60 + 59)..=(23 * 60 + 59),
     )
+}
+
+/// Spells `secs` as a timestamp in one of the accepted forms. `spaces_ok`: the form may contain
+/// spaces (JSON strings; a raw `t` value ends at a space).
+fn spell(secs: i64, style: Style, spaces_ok: bool) -> String {
+    let (space, fraction, zone, offset_min) = style;
+    let zone = match zone % 8 {
+        4 | 5 if !spaces_ok => 0,
+        z => z,
+    };
+    let offset_min = match zone {
+        2 | 4 => offset_min,
+        6 => offset_min / 60 * 60, // ±HH
+        _ => 0,
+    };
+    let mut s = format_utc(secs + i64::from(offset_min) * 60);
+    s.pop(); // the Z
+    if space && spaces_ok {
+        s.replace_range(10..11, " ");
+    }
+    if fraction {
+        s.push_str(".125");
+    }
+    let sign = if offset_min < 0 { '-' } else { '+' };
+    let (h, m) = (
+        offset_min.unsigned_abs() / 60,
+        offset_min.unsigned_abs() % 60,
+    );
+    match zone {
+        0 => s.push('Z'),
+        1 => {}
+        2 => s.push_str(&format!("{sign}{h:02}:{m:02}")),
+        3 => s.push('z'),
+        4 => s.push_str(&format!(" {sign}{h:02}{m:02}")), // Ruby's Time#to_s
+        5 => s.push_str(" UTC"),
+        6 => s.push_str(&format!("{sign}{h:02}")),
+        _ => s.push_str(&format!("{sign}{h:02}{m:02}")),
+    }
+    s
 }
 
 fn expected(entries: &[(i64, Sensors)]) -> Vec<Reading> {
@@ -81,72 +100,285 @@ fn expected(entries: &[(i64, Sensors)]) -> Vec<Reading> {
         .collect()
 }
 
+/// A valid raw message in any allowed spelling, and the readings it holds.
+fn raw_message() -> impl Strategy<Value = (String, Vec<Reading>)> {
+    (
+        0i64..=LIMITS.now,
+        style(),
+        sensors(),
+        any::<prop::sample::Index>(),
+        prop::collection::vec(
+            prop::sample::select(vec![",", " ", ", ", " , ", "\n  ", ",\n", "\t", ",,"]),
+            17,
+        ),
+        any::<bool>(),
+        any::<bool>(),
+        prop::sample::select(vec!["", " ", "\n", " \t ", "\0", "\r\n\0"]),
+    )
+        .prop_map(|(t, style, sensors, t_at, seps, trailing, glue, pad)| {
+            let mut pairs: Vec<String> = sensors
+                .iter()
+                .map(|(id, v)| match v {
+                    Some(v) => format!("{id}:{v}"),
+                    None => format!("{id}:null"),
+                })
+                .collect();
+            let at = t_at.index(pairs.len() + 1);
+            let time = spell(t, style, false);
+            // A pair may be glued to the timestamp's Z, as the firmware sometimes writes it.
+            let glued = glue && time.ends_with(['Z', 'z']) && at < pairs.len();
+            pairs.insert(at, format!("t:{time}"));
+            let mut s = format!("{pad}{{{}", pad.replace('\0', ""));
+            for (i, p) in pairs.iter().enumerate() {
+                if i > 0 && !(glued && i == at + 1) {
+                    s.push_str(seps[i - 1]);
+                }
+                s.push_str(p);
+            }
+            if trailing {
+                s.push(',');
+            }
+            s.push_str(&format!("{}}}{pad}", pad.replace('\0', "")));
+            (s, expected(&[(t, sensors)]))
+        })
+}
+
+/// A valid JSON message in any allowed spelling, and the readings it holds.
+fn json_message() -> impl Strategy<Value = (String, Vec<Reading>)> {
+    (
+        prop::collection::vec((0i64..=LIMITS.now, style(), sensors()), 0..5),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(entries, text_values, text_ids)| {
+            let mut data = Vec::new();
+            for (t, style, sensors) in &entries {
+                let sensors: Vec<serde_json::Value> = sensors
+                    .iter()
+                    .map(|(id, v)| {
+                        let value = match v {
+                            None => serde_json::Value::Null,
+                            Some(v) if text_values => serde_json::Value::String(v.to_string()),
+                            Some(v) => serde_json::json!(v),
+                        };
+                        let id = if text_ids {
+                            serde_json::json!(format!("{id:03}"))
+                        } else {
+                            serde_json::json!(id)
+                        };
+                        serde_json::json!({"id": id, "value": value})
+                    })
+                    .collect();
+                data.push(
+                    serde_json::json!({"recorded_at": spell(*t, *style, true), "sensors": sensors}),
+                );
+            }
+            let payload = serde_json::json!({"data": data}).to_string();
+            let want = expected(
+                &entries
+                    .iter()
+                    .map(|(t, _, s)| (*t, s.clone()))
+                    .collect::<Vec<_>>(),
+            );
+            (payload, want)
+        })
+}
+
+/// Bytes that matter to the parsers, mixed with arbitrary ones.
+fn nasty_byte() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        3 => prop::sample::select(b"{}[]:,\"tZz0123456789.-+e \t\n\0\\".to_vec()),
+        1 => any::<u8>(),
+    ]
+}
+
+/// Near-payloads: fragments of both formats, glued at random.
+fn near_payload() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        nasty_byte().prop_map(|b| vec![b]),
+        prop::sample::select(vec![
+            "{",
+            "}",
+            "t:",
+            "t:2017-03-24T13:35:14Z",
+            "2017-03-24T13:35:14Z",
+            "1:",
+            "21",
+            "null",
+            ",",
+            " ",
+            "-",
+            ".5",
+            "4:114",
+            "{\"data\":[",
+            "{\"recorded_at\":",
+            "\"2016-06-08 10:30:00\"",
+            ",\"sensors\":[",
+            "{\"id\":",
+            "\"7\"",
+            ",\"value\":",
+            "1e400",
+            "]}",
+            "💣",
+            "\u{feff}",
+        ])
+        .prop_map(|s| s.as_bytes().to_vec()),
+    ];
+    prop::collection::vec(piece, 0..24).prop_map(|v| v.concat())
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Delete(prop::sample::Index, u8),
+    Insert(prop::sample::Index, Vec<u8>),
+    Replace(prop::sample::Index, u8),
+    Duplicate(prop::sample::Index, prop::sample::Index),
+    Truncate(prop::sample::Index),
+}
+
+fn mutations() -> impl Strategy<Value = Vec<Mutation>> {
+    let index = any::<prop::sample::Index>;
+    let m = prop_oneof![
+        (index(), 1u8..8).prop_map(|(i, n)| Mutation::Delete(i, n)),
+        (index(), prop::collection::vec(nasty_byte(), 1..4))
+            .prop_map(|(i, b)| Mutation::Insert(i, b)),
+        (index(), nasty_byte()).prop_map(|(i, b)| Mutation::Replace(i, b)),
+        (index(), index()).prop_map(|(a, b)| Mutation::Duplicate(a, b)),
+        index().prop_map(Mutation::Truncate),
+    ];
+    prop::collection::vec(m, 1..5)
+}
+
+fn mutate(mut b: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
+    for m in mutations {
+        let n = b.len();
+        match m {
+            Mutation::Delete(i, k) if n > 0 => {
+                let i = i.index(n);
+                b.drain(i..(i + usize::from(*k)).min(n));
+            }
+            Mutation::Insert(i, bytes) => {
+                let i = i.index(n + 1);
+                b.splice(i..i, bytes.iter().copied());
+            }
+            Mutation::Replace(i, c) if n > 0 => b[i.index(n)] = *c,
+            Mutation::Duplicate(a, z) if n > 0 => {
+                let (a, z) = (a.index(n), z.index(n));
+                let piece = b[a.min(z)..a.max(z)].to_vec();
+                b.splice(a.max(z)..a.max(z), piece);
+            }
+            Mutation::Truncate(i) if n > 0 => b.truncate(i.index(n)),
+            _ => {}
+        }
+    }
+    b
+}
+
+/// Oracle: a raw payload holds no reading at all. Independent of the parser: the text is
+/// cut into `key:value` tokens, and only `t:<a timestamp that validates>` (once) and
+/// `<key>:null` hold nothing.
+fn raw_holds_no_reading(payload: &[u8]) -> bool {
+    let text: Vec<u8> = payload.iter().copied().filter(u8::is_ascii).collect();
+    let junk = |c: &u8| *c <= b' ' || *c == 0x7f;
+    let start = text.iter().position(|c| !junk(c)).unwrap_or(text.len());
+    let end = text.iter().rposition(|c| !junk(c)).map_or(0, |e| e + 1);
+    if end < start + 2 || text[start] != b'{' || text[end - 1] != b'}' {
+        return false;
+    }
+    let inner = String::from_utf8_lossy(&text[start + 1..end - 1]).into_owned();
+    // Whitespace around ':' belongs to the pair, not between pairs.
+    let mut joined = String::new();
+    for c in inner.chars() {
+        if c == ':' {
+            while joined.ends_with([' ', '\t', '\r', '\n']) {
+                joined.pop();
+            }
+        }
+        let after_colon = joined.ends_with(':');
+        if !(after_colon && [' ', '\t', '\r', '\n'].contains(&c)) {
+            joined.push(c);
+        }
+    }
+    let mut times = 0;
+    let mut tokens: Vec<&str> = joined.split([' ', '\t', '\r', '\n', ',']).rev().collect();
+    while let Some(token) = tokens.pop() {
+        match token.split_once(':') {
+            None if token.is_empty() => {}
+            Some(("t", ts)) => {
+                // A timestamp ends at its Z; what is glued to it is the next token.
+                let (ts, glued) = match ts.find(['Z', 'z']) {
+                    Some(z) => ts.split_at(z + 1),
+                    None => (ts, ""),
+                };
+                if reading::check_time(&LIMITS, ts).is_err() {
+                    return false;
+                }
+                times += 1;
+                tokens.push(glued);
+            }
+            Some((key, "null")) if !key.is_empty() => {}
+            _ => return false,
+        }
+    }
+    times <= 1
+}
+
+/// Oracle: a JSON payload holds no reading at all: it is `{"data":[…]}` and no sensor of any
+/// entry has a value other than `null`.
+fn json_holds_no_reading(payload: &[u8]) -> bool {
+    let repaired = repair(payload).map_or_else(|| payload.to_vec(), |(r, _)| r);
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&repaired) else {
+        return false;
+    };
+    let Some(data) = v.get("data").and_then(|d| d.as_array()) else {
+        return false;
+    };
+    data.iter().all(|entry| match entry.as_object() {
+        None => false,
+        Some(entry) => match entry.get("sensors") {
+            None => true,
+            Some(sensors) => sensors.as_array().is_some_and(|a| {
+                a.iter().all(|s| {
+                    s.as_object()
+                        .is_some_and(|s| s.get("value") == Some(&serde_json::Value::Null))
+                })
+            }),
+        },
+    })
+}
+
+/// The invariant, through the whole decode path of both topics.
+fn nothing_silently_lost(payload: &[u8]) -> Result<(), TestCaseError> {
+    let mut decoder = Decoder::default();
+    let mut out = Decoded::default();
+    for (topic, holds_none) in [
+        ("device/sck/tok/readings/raw", raw_holds_no_reading(payload)),
+        ("device/sck/tok/readings", json_holds_no_reading(payload)),
+    ] {
+        decoder.decode(Some(topic), payload, &LIMITS, &mut out);
+        prop_assert!(
+            !out.readings.is_empty() || !out.problems.is_empty() || holds_none,
+            "{topic}: {:?} yielded neither a reading nor a problem",
+            String::from_utf8_lossy(payload)
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn raw_payloads_decode_to_what_was_generated(
-        t in 0i64..=LIMITS.now,
-        style in style(),
-        sensors in sensors(),
-        t_at in any::<prop::sample::Index>(),
-        seps in prop::collection::vec(prop::sample::select(vec![",", " ", ", ", " , ", "\n  ", ",\n", "\t"]), 17),
-        trailing in any::<bool>(),
-        pad in prop::sample::select(vec!["", " ", "\n", " \t "]),
-    ) {
-        let mut pairs: Vec<String> = sensors
-            .iter()
-            .map(|(id, v)| match v {
-                Some(v) => format!("{id}:{v}"),
-                None => format!("{id}:null"),
-            })
-            .collect();
-        let at = t_at.index(pairs.len() + 1);
-        pairs.insert(at, format!("t:{}", spell(t, style, false)));
-        let mut s = format!("{pad}{{{pad}");
-        for (i, p) in pairs.iter().enumerate() {
-            if i > 0 {
-                s.push_str(seps[i - 1]);
-            }
-            s.push_str(p);
-        }
-        if trailing {
-            s.push(',');
-        }
-        s.push_str(&format!("{pad}}}{pad}"));
-
+    fn raw_payloads_decode_to_what_was_generated((s, want) in raw_message()) {
         let mut out = Decoded::default();
         let r = raw::decode(s.as_bytes(), &LIMITS, &mut out);
         prop_assert!(r.is_ok(), "{:?}: {:?}", s, r);
         prop_assert!(out.problems.is_empty(), "{:?}: {:?}", s, out.problems);
-        prop_assert_eq!(out.readings, expected(&[(t, sensors)]));
+        prop_assert_eq!(out.readings, want);
     }
 
     #[test]
-    fn json_payloads_decode_to_what_was_generated(
-        entries in prop::collection::vec((0i64..=LIMITS.now, style(), sensors()), 0..5),
-        text_values in any::<bool>(),
-    ) {
-        let mut data = Vec::new();
-        for (t, style, sensors) in &entries {
-            let sensors: Vec<serde_json::Value> = sensors
-                .iter()
-                .map(|(id, v)| {
-                    let value = match v {
-                        None => serde_json::Value::Null,
-                        Some(v) if text_values => serde_json::Value::String(v.to_string()),
-                        Some(v) => serde_json::json!(v),
-                    };
-                    serde_json::json!({"id": id, "value": value})
-                })
-                .collect();
-            data.push(serde_json::json!({"recorded_at": spell(*t, *style, true), "sensors": sensors}));
-        }
-        let payload = serde_json::json!({"data": data}).to_string();
-        let want = expected(
-            &entries.iter().map(|(t, _, s)| (*t, s.clone())).collect::<Vec<_>>(),
-        );
-
+    fn json_payloads_decode_to_what_was_generated((payload, want) in json_message()) {
         let mut out = Decoded::default();
         let r = JsonDecoder::default().decode(payload.as_bytes(), &LIMITS, &mut out);
         prop_assert!(r.is_ok(), "{}: {:?}", payload, r);
@@ -157,4 +389,57 @@ proptest! {
         prop_assert!(decode_with_serde_json(payload.as_bytes(), &LIMITS, &mut out2).is_ok());
         prop_assert_eq!(out2.readings, want);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn arbitrary_bytes_are_never_lost_silently(payload in prop::collection::vec(any::<u8>(), 0..256)) {
+        nothing_silently_lost(&payload)?;
+    }
+
+    #[test]
+    fn near_payloads_are_never_lost_silently(payload in near_payload()) {
+        nothing_silently_lost(&payload)?;
+    }
+
+    #[test]
+    fn mutated_raw_payloads_are_never_lost_silently((s, _) in raw_message(), m in mutations()) {
+        nothing_silently_lost(&mutate(s.into_bytes(), &m))?;
+    }
+
+    #[test]
+    fn mutated_json_payloads_are_never_lost_silently((s, _) in json_message(), m in mutations()) {
+        nothing_silently_lost(&mutate(s.into_bytes(), &m))?;
+    }
+}
+
+#[test]
+fn the_oracles_know_an_empty_message_from_a_full_one() {
+    for empty in [
+        "{}",
+        " {t:2024-09-25T13:19:38Z}\0",
+        "{1:null, 2 : null ,t:2024-09-25T13:19:38Z}",
+        "{t:2024-09-25T13:19:38Z1:null}",
+    ] {
+        assert!(raw_holds_no_reading(empty.as_bytes()), "{empty:?}");
+    }
+    for full in [
+        "{t:2017-03-24T13:35:14Z4:114}",
+        "{1:2}",
+        "{t:bad}",
+        "{t:2024-09-25T13:19:38Z,t:2024-09-25T13:19:38Z}",
+        "x",
+    ] {
+        assert!(!raw_holds_no_reading(full.as_bytes()), "{full:?}");
+    }
+    assert!(json_holds_no_reading(
+        br#"{"data":[{"sensors":[{"id":1,"value":null}]},{}]}"#
+    ));
+    assert!(!json_holds_no_reading(
+        br#"{"data":[{"sensors":[{"id":1}]}]}"#
+    ));
+    assert!(!json_holds_no_reading(br#"{"data":[1]}"#));
+    assert!(!json_holds_no_reading(b"{t:2017-03-24T13:35:14Z,1:1}"));
 }

@@ -48,6 +48,9 @@ pub enum ErrorKind {
     InvalidTimestamp,
     FutureTimestamp,
     InvalidSensorId,
+    /// A JSON sensor given by its key (`"id": "temp"`): there is no sensor catalogue to resolve
+    /// it yet, so it is recorded (with the key) instead of stored.
+    UnknownSensorKey,
     InvalidValue,
     /// A Kafka record without the headers the bridge always writes.
     MissingHeader,
@@ -65,6 +68,7 @@ impl ErrorKind {
             ErrorKind::InvalidTimestamp => "invalid_timestamp",
             ErrorKind::FutureTimestamp => "future_timestamp",
             ErrorKind::InvalidSensorId => "invalid_sensor_id",
+            ErrorKind::UnknownSensorKey => "unknown_sensor_key",
             ErrorKind::InvalidValue => "invalid_value",
             ErrorKind::MissingHeader => "missing_header",
             ErrorKind::UnknownTopic => "unknown_topic",
@@ -72,7 +76,7 @@ impl ErrorKind {
     }
 
     /// Every kind, for pre-registering metric labels.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::MalformedJson,
         ErrorKind::MalformedRaw,
         ErrorKind::MalformedEvent,
@@ -80,6 +84,7 @@ impl ErrorKind {
         ErrorKind::InvalidTimestamp,
         ErrorKind::FutureTimestamp,
         ErrorKind::InvalidSensorId,
+        ErrorKind::UnknownSensorKey,
         ErrorKind::InvalidValue,
         ErrorKind::MissingHeader,
         ErrorKind::UnknownTopic,
@@ -91,6 +96,8 @@ impl ErrorKind {
 pub struct Problem {
     pub kind: ErrorKind,
     pub message: String,
+    /// The sensor the problem is about, when its id is known.
+    pub sensor_id: Option<u32>,
 }
 
 impl Problem {
@@ -98,7 +105,14 @@ impl Problem {
         Problem {
             kind,
             message: message.into(),
+            sensor_id: None,
         }
+    }
+
+    /// The same problem, about sensor `id`.
+    pub fn for_sensor(mut self, id: u32) -> Self {
+        self.sensor_id = Some(id);
+        self
     }
 }
 
@@ -114,12 +128,16 @@ impl fmt::Display for Problem {
 pub struct Decoded {
     pub readings: Vec<Reading>,
     pub problems: Vec<Problem>,
+    /// Bytes dropped before parsing (non-ASCII bytes, a BOM, invalid UTF-8), as the original
+    /// handler drops them; counted in a metric.
+    pub dropped_bytes: usize,
 }
 
 impl Decoded {
     pub fn clear(&mut self) {
         self.readings.clear();
         self.problems.clear();
+        self.dropped_bytes = 0;
     }
 }
 
@@ -127,7 +145,9 @@ impl Decoded {
 #[derive(Debug, Clone, Copy)]
 pub enum IdInput<'a> {
     Unsigned(u64),
-    /// Anything else (negative, fractional, text, too many digits), as written.
+    /// A sensor key (`"temp"`): needs a sensor catalogue to become an id.
+    Key(&'a str),
+    /// Anything else (negative, fractional, too many digits, not a number), as written.
     Other(&'a str),
 }
 
@@ -141,6 +161,8 @@ pub enum ValueInput<'a> {
     Null,
     /// Not a number at all (JSON object, array, boolean), described.
     Other(&'static str),
+    /// Text that is not a number (a raw value such as `-` or `1-2`), as written.
+    NotANumber(&'a str),
 }
 
 /// The validation settings that depend on the clock.
@@ -189,44 +211,61 @@ pub fn missing_timestamp(what: &str) -> Problem {
 pub fn push(out: &mut Decoded, time: &TimeCheck, id: IdInput<'_>, value: ValueInput<'_>) {
     let value = match value {
         ValueInput::Null => return,
-        ValueInput::Number(v) => Ok(v),
-        ValueInput::Text(s) => s
-            .trim()
-            .parse::<f64>()
-            .map_err(|_| format!("value {s:?} is not a number")),
+        ValueInput::Number(v) if v.is_finite() => Ok(v),
+        ValueInput::Number(v) => Err(format!("value {v} is not finite")),
+        ValueInput::Text(s) => match s.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            Ok(_) => Err(format!("value {s:?} is not a finite number")),
+            Err(_) => Err(format!("value {s:?} is not a number")),
+        },
         ValueInput::Other(what) => Err(format!("value is {what}, not a number")),
+        ValueInput::NotANumber("") => Err("no value".to_string()),
+        ValueInput::NotANumber(s) => Err(format!("value {s:?} is not a number")),
     };
     let sensor_id = match id {
         IdInput::Unsigned(n) => u32::try_from(n).map_err(|_| format!("sensor id {n}")),
-        IdInput::Other(s) => Err(format!("sensor id {s}")),
+        IdInput::Key(_) | IdInput::Other(_) => Err(String::new()),
     };
-    let recorded_at = match time {
-        Ok(t) => *t,
-        Err(p) => return out.problems.push(p.clone()),
+    let recorded_at = match (time, sensor_id.as_ref()) {
+        (Ok(t), _) => *t,
+        (Err(p), Ok(id)) => return out.problems.push(p.clone().for_sensor(*id)),
+        (Err(p), Err(_)) => return out.problems.push(p.clone()),
     };
-    let sensor_id = match sensor_id {
-        Ok(id) => id,
-        Err(what) => {
-            return out.problems.push(Problem::new(
-                ErrorKind::InvalidSensorId,
-                format!("{what} is not an unsigned 32-bit integer"),
-            ))
-        }
-    };
+    let sensor_id =
+        match (sensor_id, id) {
+            (Ok(id), _) => id,
+            (Err(_), IdInput::Key(key)) => return out.problems.push(Problem::new(
+                ErrorKind::UnknownSensorKey,
+                format!(
+                    "sensor key {key:?} cannot be resolved to a sensor id (no sensor catalogue)"
+                ),
+            )),
+            (Err(what), IdInput::Unsigned(_)) => {
+                return out.problems.push(Problem::new(
+                    ErrorKind::InvalidSensorId,
+                    format!("{what} is not an unsigned 32-bit integer"),
+                ))
+            }
+            (Err(_), IdInput::Other(s)) => {
+                return out.problems.push(Problem::new(
+                    ErrorKind::InvalidSensorId,
+                    format!("sensor id {s} is not an unsigned 32-bit integer"),
+                ))
+            }
+        };
     match value {
-        Ok(v) if v.is_finite() => out.readings.push(Reading {
+        Ok(value) => out.readings.push(Reading {
             sensor_id,
             recorded_at,
-            value: v,
+            value,
         }),
-        Ok(v) => out.problems.push(Problem::new(
-            ErrorKind::InvalidValue,
-            format!("sensor {sensor_id}: value {v} is not finite"),
-        )),
-        Err(what) => out.problems.push(Problem::new(
-            ErrorKind::InvalidValue,
-            format!("sensor {sensor_id}: {what}"),
-        )),
+        Err(what) => out.problems.push(
+            Problem::new(
+                ErrorKind::InvalidValue,
+                format!("sensor {sensor_id}: {what}"),
+            )
+            .for_sensor(sensor_id),
+        ),
     }
 }
 

@@ -5,14 +5,16 @@
 //! the ingest contract, so they are spelled out and tested here:
 //!
 //! `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DDTHH:MM:SS`, optional `.fraction` (dropped: the table keeps
-//! whole seconds), optional `Z` or `±HH:MM`; no zone means UTC.
+//! whole seconds), then an optional zone, optionally after one space: `Z` or `z`, `UTC`, `GMT`,
+//! or an offset `±HH`, `±HHMM`, `±HH:MM`; no zone means UTC. The space and the spelled-out zones
+//! are what Ruby's `Time#to_s` (`2016-06-08 12:30:00 +0200`) and common clients write.
 
 use thiserror::Error;
 
 /// Why a timestamp was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum TimestampError {
-    #[error("expected YYYY-MM-DD[ T]HH:MM:SS[.fff][Z|±HH:MM]; {0}")]
+    #[error("expected YYYY-MM-DD[ T]HH:MM:SS[.fff][ ][Z|UTC|GMT|±HH[:MM]]; {0}")]
     Syntax(&'static str),
     #[error("date or time field out of range")]
     OutOfRange,
@@ -48,25 +50,7 @@ pub fn parse(s: &str) -> Result<i64, TimestampError> {
             return Err(TimestampError::Syntax("digits after '.'"));
         }
     }
-    let offset = match b.get(i) {
-        None => 0,
-        Some(b'Z') if i + 1 == b.len() => 0,
-        Some(&sign @ (b'+' | b'-')) if i + 6 == b.len() => {
-            let h = digits(b, i + 1, 2)?;
-            sep(b, i + 3, b':', "':' in the zone offset")?;
-            let m = digits(b, i + 4, 2)?;
-            if h > 23 || m > 59 {
-                return Err(TimestampError::OutOfRange);
-            }
-            let secs = i64::from(h * 3600 + m * 60);
-            if sign == b'+' {
-                secs
-            } else {
-                -secs
-            }
-        }
-        Some(_) => return Err(TimestampError::Syntax("'Z', '±HH:MM' or the end")),
-    };
+    let offset = zone(&b[i..])?;
     if !(1..=12).contains(&month)
         || day == 0
         || day > days_in_month(year, month)
@@ -78,6 +62,37 @@ pub fn parse(s: &str) -> Result<i64, TimestampError> {
     }
     let days = days_from_civil(i64::from(year), month, day);
     Ok(days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset)
+}
+
+/// The zone after the time: nothing (UTC), or one optional space then `Z`/`z`, `UTC`, `GMT`,
+/// or `±HH`, `±HHMM`, `±HH:MM`. Returns the offset east of UTC in seconds.
+fn zone(b: &[u8]) -> Result<i64, TimestampError> {
+    const WHAT: &str = "'Z', 'UTC', '±HH[:MM]' or the end";
+    let z = match b {
+        [] => return Ok(0),
+        [b' ', rest @ ..] if !rest.is_empty() => rest,
+        _ => b,
+    };
+    match z {
+        b"Z" | b"z" | b"UTC" | b"GMT" => Ok(0),
+        [sign @ (b'+' | b'-'), rest @ ..] => {
+            let (h, m) = match rest.len() {
+                2 => (digits(rest, 0, 2)?, 0),
+                4 => (digits(rest, 0, 2)?, digits(rest, 2, 2)?),
+                5 => {
+                    sep(rest, 2, b':', "':' in the zone offset")?;
+                    (digits(rest, 0, 2)?, digits(rest, 3, 2)?)
+                }
+                _ => return Err(TimestampError::Syntax(WHAT)),
+            };
+            if h > 23 || m > 59 {
+                return Err(TimestampError::OutOfRange);
+            }
+            let secs = i64::from(h * 3600 + m * 60);
+            Ok(if *sign == b'+' { secs } else { -secs })
+        }
+        _ => Err(TimestampError::Syntax(WHAT)),
+    }
 }
 
 fn digits(b: &[u8], at: usize, n: usize) -> Result<u32, TimestampError> {
@@ -174,6 +189,18 @@ mod tests {
             "2016-06-08T12:30:00+02:00",
             "2016-06-08T07:00:00-03:30",
             "2016-06-08T12:30:00.123456+02:00",
+            // What Ruby's Time#to_s and common clients write.
+            "2016-06-08 12:30:00 +0200",
+            "2016-06-08 12:30:00 +02:00",
+            "2016-06-08T12:30:00+02",
+            "2016-06-08T12:30:00+0200",
+            "2016-06-08 07:00:00 -0330",
+            "2016-06-08 10:30:00 UTC",
+            "2016-06-08 10:30:00 GMT",
+            "2016-06-08 10:30:00UTC",
+            "2016-06-08T10:30:00z",
+            "2016-06-08 10:30:00 Z",
+            "2016-06-08 10:30:00.5 UTC",
         ] {
             assert_eq!(parse(s), Ok(t), "{s}");
         }
@@ -192,10 +219,16 @@ mod tests {
             "2016/06/08 10:30:00",
             "2016-06-08_10:30:00",
             "2016-06-08 10:30:00.",
-            "2016-06-08 10:30:00z",
-            "2016-06-08 10:30:00 Z",
-            "2016-06-08 10:30:00+0200",
+            "2016-06-08 10:30:00 ",
+            "2016-06-08 10:30:00  Z",
+            "2016-06-08 10:30:00 utc",
+            "2016-06-08 10:30:00 CET",
+            "2016-06-08 10:30:00+2",
+            "2016-06-08 10:30:00+020",
+            "2016-06-08 10:30:00+02:0",
             "2016-06-08 10:30:00+02:00Z",
+            "2016-06-08 10:30:00+0a00",
+            "2016-06-08 10:30:00 +02 00",
             "2016-6-08 10:30:00",
             "x016-06-08 10:30:00",
             "2016-06-08 10:30:00Zjunk",
@@ -216,6 +249,8 @@ mod tests {
             "2016-06-08 10:60:00",
             "2016-06-08 10:30:60",
             "2016-06-08 10:30:00+24:00",
+            "2016-06-08 10:30:00 +0260",
+            "2016-06-08 10:30:00-24",
         ] {
             assert_eq!(parse(s), Err(TimestampError::OutOfRange), "{s}");
         }
