@@ -231,28 +231,29 @@ pub fn push(out: &mut Decoded, time: &TimeCheck, id: IdInput<'_>, value: ValueIn
         (Err(p), Ok(id)) => return out.problems.push(p.clone().for_sensor(*id)),
         (Err(p), Err(_)) => return out.problems.push(p.clone()),
     };
-    let sensor_id =
-        match (sensor_id, id) {
-            (Ok(id), _) => id,
-            (Err(_), IdInput::Key(key)) => return out.problems.push(Problem::new(
+    let sensor_id = match (sensor_id, id) {
+        (Ok(id), _) => id,
+        (Err(_), IdInput::Key(key)) => {
+            return out.problems.push(Problem::new(
                 ErrorKind::UnknownSensorKey,
                 format!(
                     "sensor key {key:?} cannot be resolved to a sensor id (no sensor catalogue)"
                 ),
-            )),
-            (Err(what), IdInput::Unsigned(_)) => {
-                return out.problems.push(Problem::new(
-                    ErrorKind::InvalidSensorId,
-                    format!("{what} is not an unsigned 32-bit integer"),
-                ))
-            }
-            (Err(_), IdInput::Other(s)) => {
-                return out.problems.push(Problem::new(
-                    ErrorKind::InvalidSensorId,
-                    format!("sensor id {s} is not an unsigned 32-bit integer"),
-                ))
-            }
-        };
+            ))
+        }
+        (Err(what), IdInput::Unsigned(_)) => {
+            return out.problems.push(Problem::new(
+                ErrorKind::InvalidSensorId,
+                format!("{what} is not an unsigned 32-bit integer"),
+            ))
+        }
+        (Err(_), IdInput::Other(s)) => {
+            return out.problems.push(Problem::new(
+                ErrorKind::InvalidSensorId,
+                format!("sensor id {s} is not an unsigned 32-bit integer"),
+            ))
+        }
+    };
     match value {
         Ok(value) => out.readings.push(Reading {
             sensor_id,

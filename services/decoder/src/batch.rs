@@ -276,6 +276,7 @@ mod tests {
         let out = Decoded {
             readings: vec![reading(1), reading(2)],
             problems: vec![],
+            dropped_bytes: 0,
         };
         let o = Outcome::Readings {
             token: "tok",
@@ -308,6 +309,7 @@ mod tests {
                 Problem::new(ErrorKind::InvalidSensorId, "sensor id -1"),
                 Problem::new(ErrorKind::InvalidValue, "NaN"),
             ],
+            dropped_bytes: 0,
         };
         let o = Outcome::Readings {
             token: "tok",

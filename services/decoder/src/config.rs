@@ -117,12 +117,37 @@ pub struct Args {
     pub log_format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Run the ClickHouse schema migrations and exit (the service also runs them at start).
     Migrate,
     /// Consume and insert (the default).
     Run,
+    /// Decode payloads with the pipeline's code and print what would be stored, as JSON lines
+    /// (rows, problems, a summary); needs no Kafka, ClickHouse or network. Exit 0: decoded;
+    /// 1: problems; 2: usage error.
+    Decode(DecodeArgs),
+}
+
+/// `sck-decoder decode` arguments (per invocation, so flags only, no env vars).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct DecodeArgs {
+    /// MQTT topic the payload was published on; it decides the format
+    /// (e.g. device/sck/<token>/readings/raw).
+    #[arg(long)]
+    pub topic: String,
+
+    /// Read one payload per input line; inside a line \n \r \t \0 \\ and \xHH are escapes.
+    #[arg(long)]
+    pub lines: bool,
+
+    /// The clock for the future-timestamp check (MAX_FUTURE_SECS): Unix seconds or a
+    /// timestamp, for reproducible output [default: the system clock].
+    #[arg(long)]
+    pub now: Option<String>,
+
+    /// The payload, or - to read it from stdin [default with --lines: -].
+    pub payload: Option<std::ffi::OsString>,
 }
 
 /// Batch bounds.

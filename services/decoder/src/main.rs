@@ -4,6 +4,7 @@
 
 mod batch;
 mod config;
+mod inspect;
 mod kafka;
 mod metrics;
 mod pipeline;
@@ -11,6 +12,8 @@ mod schema;
 mod sink;
 mod tls;
 
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -32,6 +35,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let config::Command::Decode(args) = &cfg.command {
+        return decode(args, cfg.max_future_secs);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -41,7 +47,7 @@ fn main() -> ExitCode {
     };
     let result = match cfg.command {
         config::Command::Migrate => runtime.block_on(migrate(&cfg)).map(|_| ()),
-        config::Command::Run => runtime.block_on(run(cfg)),
+        config::Command::Run | config::Command::Decode(_) => runtime.block_on(run(cfg)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,6 +55,52 @@ fn main() -> ExitCode {
             tracing::error!("sck-decoder failed: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `sck-decoder decode`: stdin/argument in, JSON lines out (the logic is in [`inspect`]).
+fn decode(args: &config::DecodeArgs, max_future_secs: i64) -> ExitCode {
+    let usage = |e: &dyn std::fmt::Display| {
+        eprintln!("sck-decoder decode: {e}");
+        ExitCode::from(2)
+    };
+    let now = match &args.now {
+        Some(s) => match inspect::parse_now(s) {
+            Ok(n) => n,
+            Err(e) => return usage(&e),
+        },
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    };
+    let limits = sck_core::reading::Limits {
+        now,
+        max_future_secs,
+    };
+    let input = match args.payload.as_deref() {
+        Some(p) if p != "-" => p.as_bytes().to_vec(),
+        None if !args.lines => {
+            return usage(&"give the payload as an argument, or - to read it from stdin")
+        }
+        _ => {
+            let mut buf = Vec::new();
+            if let Err(e) = std::io::stdin().lock().read_to_end(&mut buf) {
+                return usage(&format!("reading stdin: {e}"));
+            }
+            buf
+        }
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let result = if args.lines {
+        inspect::decode_lines(&mut out, &args.topic, &input, &limits)
+    } else {
+        let mut decoder = sck_core::decode::Decoder::default();
+        inspect::decode_one(&mut out, &mut decoder, &args.topic, &input, &limits, None)
+            .map_err(inspect::LinesError::from)
+    };
+    match result.and_then(|t| out.flush().map(|()| t).map_err(Into::into)) {
+        Ok(tally) => ExitCode::from(tally.exit_code()),
+        Err(e) => usage(&e),
     }
 }
 

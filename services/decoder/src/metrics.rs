@@ -55,6 +55,8 @@ pub struct Metrics {
     pub kafka_up: IntGauge,
     /// 1 while ClickHouse answers queries.
     pub clickhouse_up: IntGauge,
+    /// Payload bytes dropped before parsing (non-ASCII, a BOM, invalid UTF-8), by kind.
+    pub dropped_bytes: IntCounterVec,
 }
 
 impl Metrics {
@@ -134,6 +136,13 @@ impl Metrics {
             )?,
             kafka_up: IntGauge::new("sck_decoder_kafka_up", "1 while Kafka answers metadata requests")?,
             clickhouse_up: IntGauge::new("sck_decoder_clickhouse_up", "1 while ClickHouse answers queries")?,
+            dropped_bytes: IntCounterVec::new(
+                Opts::new(
+                    "sck_decoder_payload_bytes_dropped_total",
+                    "Payload bytes dropped before parsing (non-ASCII, BOM, invalid UTF-8), by kind",
+                ),
+                &["kind"],
+            )?,
             registry,
         };
         let r = &m.registry;
@@ -152,6 +161,7 @@ impl Metrics {
         r.register(Box::new(m.batches_discarded.clone()))?;
         r.register(Box::new(m.kafka_up.clone()))?;
         r.register(Box::new(m.clickhouse_up.clone()))?;
+        r.register(Box::new(m.dropped_bytes.clone()))?;
         // Pre-create the label values dashboards and alerts expect, so series exist at zero.
         for kind in [
             Kind::Readings,
@@ -161,6 +171,9 @@ impl Metrics {
             Kind::Inventory,
         ] {
             m.consumed.with_label_values(&[kind.as_str()]);
+        }
+        for kind in [Kind::Readings, Kind::ReadingsRaw] {
+            m.dropped_bytes.with_label_values(&[kind.as_str()]);
         }
         m.consumed.with_label_values(&[KIND_DEAD_LETTER]);
         m.consumed.with_label_values(&[KIND_UNKNOWN]);

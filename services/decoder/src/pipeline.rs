@@ -239,6 +239,12 @@ impl Pipeline {
             Outcome::Rejected { kind, .. } => kind.map_or(KIND_UNKNOWN, |k| k.as_str()),
         };
         self.metrics.consumed.with_label_values(&[kind]).inc();
+        if w.decoded.dropped_bytes > 0 {
+            self.metrics
+                .dropped_bytes
+                .with_label_values(&[kind])
+                .inc_by(w.decoded.dropped_bytes as u64);
+        }
         for p in &w.decoded.problems {
             self.metrics
                 .errors
