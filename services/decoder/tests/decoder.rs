@@ -318,6 +318,85 @@ fn mqtt_to_clickhouse_end_to_end() {
     });
 }
 
+/// Issue 10's inputs through the real decoder: what the original handler stored is stored, each
+/// bad pair costs only itself (an `ingest_errors` row), dropped bytes are counted.
+#[test]
+fn tolerant_decoding_end_to_end() {
+    serial(async {
+        let env = Env::new();
+        create_topics(&env.topics, 3).await;
+        let run = unique("parity");
+        let tok = format!("{run}a");
+        let raw = format!("device/sck/{tok}/readings/raw");
+        let json = format!("device/sck/{tok}/readings");
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            (&raw, b"{t:2017-03-24T13:35:14Z4:114}".to_vec()),
+            (
+                &raw,
+                "{t:2024-09-25T13:19:38Z\u{1f4a3}\u{1f4a3}\u{1f4a3}\u{1f4a3},100:-2000.12345,21:12345.23450}"
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            (&raw, b"{t:2017-03-24T13:35:15Z,1:-,2:5}\0".to_vec()),
+            (
+                &json,
+                b"\xef\xbb\xbf{\"data\":[{\"recorded_at\":\"2016-06-08 12:30:00 +0200\",\"sensors\":[{\"id\":\"7\",\"value\":1},{\"id\":8,\"value\":1e400},{\"id\":\"temp\",\"value\":2}]}]}"
+                    .to_vec(),
+            ),
+        ];
+        let records: Vec<BridgeRecord> = cases
+            .into_iter()
+            .map(|(topic, payload)| BridgeRecord {
+                mqtt_topic: topic.to_string(),
+                payload,
+            })
+            .collect();
+        produce_as_bridge(&env.topics.readings, &records).await;
+        let decoder = Decoder::start(&env.topics, &env.group, &env.db, &[]);
+
+        let want = 5;
+        let got = env.wait_count(
+            &format!("device_token = '{tok}'"),
+            want,
+            Duration::from_secs(60),
+        );
+        assert_eq!(got, want, "{}", decoder.log_text());
+        let rows = clickhouse(&format!(
+            "SELECT sensor_id, toString(recorded_at, 'UTC'), value, format FROM {}.readings FINAL WHERE device_token = '{tok}' ORDER BY recorded_at, sensor_id",
+            env.db
+        ))
+        .expect("select");
+        assert_eq!(
+            rows,
+            "7\t2016-06-08 10:30:00\t1\tjson\n\
+             4\t2017-03-24 13:35:14\t114\traw\n\
+             2\t2017-03-24 13:35:15\t5\traw\n\
+             21\t2024-09-25 13:19:38\t12345.2345\traw\n\
+             100\t2024-09-25 13:19:38\t-2000.12345\traw\n"
+        );
+        let mut errors = String::new();
+        wait_for(Duration::from_secs(30), || {
+            errors = clickhouse(&format!(
+                "SELECT error_kind FROM {}.ingest_errors FINAL WHERE device_token = '{tok}' ORDER BY error_kind",
+                env.db
+            ))
+            .unwrap_or_default();
+            errors.lines().count() >= 3
+        });
+        assert_eq!(errors, "invalid_value\ninvalid_value\nunknown_sensor_key\n");
+        assert!(wait_for(Duration::from_secs(10), || {
+            decoder.metric_with(
+                "sck_decoder_payload_bytes_dropped_total",
+                "kind=\"readings_raw\"",
+            ) == Some(16.0)
+                && decoder.metric_with(
+                    "sck_decoder_payload_bytes_dropped_total",
+                    "kind=\"readings\"",
+                ) == Some(3.0)
+        }));
+    });
+}
+
 #[test]
 fn sigkill_mid_stream_loses_nothing_and_duplicates_collapse() {
     serial(async {
