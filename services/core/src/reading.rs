@@ -418,6 +418,39 @@ mod tests {
     }
 
     #[test]
+    fn problems_name_their_sensor_when_its_id_is_known() {
+        let ok_t = "2016-06-08 10:30:00";
+        let d = one(ok_t, IdInput::Unsigned(5), ValueInput::NotANumber("1-2"));
+        assert_eq!(
+            (kinds(&d), d.problems[0].sensor_id),
+            (vec![ErrorKind::InvalidValue], Some(5))
+        );
+        assert!(d.problems[0].message.contains("\"1-2\""));
+        let d = one(ok_t, IdInput::Unsigned(5), ValueInput::NotANumber(""));
+        assert_eq!(d.problems[0].message, "sensor 5: no value");
+        let d = one("2016-06-08", IdInput::Unsigned(6), ValueInput::Number(1.0));
+        assert_eq!(
+            d.problems[0].sensor_id,
+            Some(6),
+            "a timestamp problem names the sensor"
+        );
+        let d = one(ok_t, IdInput::Key("temp"), ValueInput::Number(1.0));
+        assert_eq!(
+            (kinds(&d), d.problems[0].sensor_id),
+            (vec![ErrorKind::UnknownSensorKey], None)
+        );
+        let d = one(ok_t, IdInput::Key("temp"), ValueInput::Null);
+        assert_eq!(d, Decoded::default(), "null is skipped whatever the id");
+        let d = one(ok_t, IdInput::Unsigned(1), ValueInput::Text("1e400"));
+        assert_eq!(kinds(&d), vec![ErrorKind::InvalidValue]);
+        assert!(
+            d.problems[0].message.contains("not a finite number"),
+            "{}",
+            d.problems[0]
+        );
+    }
+
+    #[test]
     fn u32_max_is_a_valid_sensor_id() {
         let d = one(
             "2016-06-08 10:30:00",
