@@ -8,11 +8,10 @@
 #
 # Ports: BRIDGE_METRICS_PORT (9101), DECODER_METRICS_PORT (9102). Logs: .stack/logs/sck-*.log.
 #
-# The bridge's producer runs WITHOUT idempotence here (BRIDGE_PRODUCER_PROPERTIES, default
-# `enable.idempotence=false`): tansu 0.6.0's storage panics ("more or less than one row" in
-# idempotent_message_check) when a restarted bridge's new idempotent producer writes to partitions
-# an earlier one wrote, and then serves nothing but errors. acks=all stays; production keeps the
-# default (idempotent) producer.
+# The bridge's producer is idempotent here as in production (extra librdkafka properties:
+# BRIDGE_PRODUCER_PROPERTIES). With tansu's header index in place (scripts/stack.sh), bridges
+# SIGTERMed and SIGKILLed mid-stream and a Kafka SIGKILL (5 s down) lose nothing and make tansu
+# panic nowhere; only an outage longer than KAFKA_MESSAGE_TIMEOUT_MS (an epoch bump) still does.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STACK=$ROOT/.stack
@@ -64,7 +63,7 @@ case "${1:-}" in
     start_one sck-bridge "$ROOT/target/$profile/sck-bridge" "$BRIDGE_PORT" \
       MQTT_HOST="$MQTT_HOST" MQTT_PORT="$MQTT_PORT" KAFKA_BROKERS="$KAFKA_BROKERS" \
       MQTT_CLIENT=sck-bridge MQTT_CLIENT_SUFFIX=local MQTT_SESSION_EXPIRY_SECS=600 \
-      KAFKA_PRODUCER_PROPERTIES="${BRIDGE_PRODUCER_PROPERTIES-enable.idempotence=false}" \
+      KAFKA_PRODUCER_PROPERTIES="${BRIDGE_PRODUCER_PROPERTIES-}" \
       KAFKA_CREATE_TOPICS=true KAFKA_TOPIC_PARTITIONS="${STACK_KAFKA_PARTITIONS:-6}" RUST_LOG="${RUST_LOG:-info}"
     start_one sck-decoder "$ROOT/target/$profile/sck-decoder" "$DECODER_PORT" \
       KAFKA_BROKERS="$KAFKA_BROKERS" CLICKHOUSE_URL="$CLICKHOUSE_URL" \

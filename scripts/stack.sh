@@ -8,6 +8,7 @@
 #   scripts/stack.sh create-topics   the three pipeline topics (idempotent)
 #   scripts/stack.sh check-drops     fail if Mosquitto logged dropped messages
 #   scripts/stack.sh install         install packages and tansu only
+#   scripts/stack.sh kafka-index     check that tansu's header index is in place
 #
 # Everything lives under .stack/ (git-ignored): config, data, logs, pid files.
 # Ports: STACK_MQTT_PORT (1883), STACK_KAFKA_PORT (9092), STACK_CLICKHOUSE_PORT (8123),
@@ -155,18 +156,61 @@ kafka_ready() {
   port_open "$KAFKA_PORT" && "$(tansu_bin)" topic list --broker "tcp://127.0.0.1:$KAFKA_PORT" >/dev/null 2>&1
 }
 
-start_kafka() {
-  running kafka && { log "kafka (tansu) already running"; return 0; }
-  ensure_port_free kafka "$KAFKA_PORT" STACK_KAFKA_PORT
-  local dir=$STACK/kafka
-  mkdir -p "$dir"
+spawn_kafka() {
   # sqlite:// keeps records across a restart (memory:// would not). The path is relative to the
   # broker's working directory: sqlite:///abs/path does not work in tansu 0.6.0.
-  spawn kafka "$dir" "$(tansu_bin)" broker \
+  spawn kafka "$STACK/kafka" "$(tansu_bin)" broker \
     --storage-engine "sqlite://tansu.db" \
     --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT"
   wait_until 60 "kafka (tansu) on :$KAFKA_PORT" kafka_ready || die "tansu did not start; see $STACK/logs/kafka.log"
+}
+
+# tansu 0.6.0 reads each fetched record's headers with one query on its `header` table, which
+# has no index: every fetch scans every header row of every topic (the bridge writes three per
+# record), so a consumer of a topic past ~20 k records never catches up and the broker stops
+# answering producers meanwhile. One index on (topition, offset_id) fixes it. It is created
+# while the broker is stopped (tansu creates its tables at its first start) and survives
+# restarts; `tansu_index` checks that it is there.
+TANSU_INDEX=header_topition_offset
+tansu_index() { # state (prints: new | missing | present) | apply
+  python3 - "$1" "$STACK/kafka/tansu.db" "$TANSU_INDEX" <<'EOF'
+import os, sqlite3, sys
+what, db, name = sys.argv[1:]
+if what == "state" and (not os.path.exists(db) or os.path.getsize(db) == 0):
+    sys.exit(print("new"))
+c = sqlite3.connect(f"file:{db}?mode={'rw' if what == 'apply' else 'ro'}", uri=True, timeout=30)
+count = lambda kind, n: c.execute(
+    "select count(*) from sqlite_master where type = ? and name = ?", (kind, n)).fetchone()[0]
+if what == "apply":
+    c.execute(f"create index if not exists {name} on header (topition, offset_id)")
+    c.commit()
+    sys.exit(0 if count("index", name) == 1 else 1)
+print("new" if count("table", "header") == 0 else "present" if count("index", name) else "missing")
+EOF
+}
+
+start_kafka() {
+  running kafka && { log "kafka (tansu) already running"; return 0; }
+  ensure_port_free kafka "$KAFKA_PORT" STACK_KAFKA_PORT
+  mkdir -p "$STACK/kafka"
+  if [ "${STACK_FRESH_KAFKA:-0}" = 1 ]; then
+    rm -f "$STACK"/kafka/tansu.db*
+    log "kafka (tansu): starting from an empty database (STACK_FRESH_KAFKA=1)"
+  fi
+  local state; state=$(tansu_index state) || die "cannot read $STACK/kafka/tansu.db"
+  if [ "$state" = new ]; then
+    # tansu creates its tables at its first start; the index goes in once they exist.
+    spawn_kafka
+    stop_one kafka
+    state=missing
+  fi
+  if [ "$state" = missing ]; then
+    tansu_index apply || die "cannot create the $TANSU_INDEX index in $STACK/kafka/tansu.db"
+    log "kafka (tansu): created index $TANSU_INDEX"
+  fi
+  [ "$(tansu_index state)" = present ] || die "index $TANSU_INDEX is missing from $STACK/kafka/tansu.db"
+  spawn_kafka
 }
 
 create_topics() {
@@ -276,6 +320,7 @@ case "$cmd" in
   stop) stop_one "${2:?component}" ;;
   kill) stop_one "${2:?component}" KILL ;;
   create-topics) create_topics ;;
+  kafka-index) [ "$(tansu_index state)" = present ] && log "index $TANSU_INDEX is in place" || die "index $TANSU_INDEX is missing" ;;
   check-drops)
     if grep -i "dropped\|drop" "$STACK/logs/mosquitto-broker.log" 2>/dev/null; then
       die "mosquitto dropped messages (see above): a loss test would measure broker policy"

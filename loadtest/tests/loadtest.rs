@@ -94,7 +94,7 @@ fn a_short_load_arrives_complete_and_the_counts_agree() {
                 >= sent as f64
         );
         drop(decoder);
-        retire(vec![bridge], &topics).await;
+        retire(vec![bridge]).await;
         drop_database(&db);
     });
 }

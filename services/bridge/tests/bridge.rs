@@ -220,7 +220,7 @@ fn every_topic_kind_is_routed_keyed_and_unchanged() {
         assert_eq!(bridge.get("/healthz").map(|(c, _)| c), Some(200));
         // Payloads are never logged.
         assert!(!bridge.log_text().contains(&big[..100]));
-        retire(vec![bridge], &topics).await;
+        retire(vec![bridge]).await;
     })
 }
 
@@ -284,7 +284,7 @@ fn two_bridges_in_one_group_split_the_load_exactly_once() {
             partitions.values().all(|p| p.len() == 1),
             "a device's records span partitions"
         );
-        retire(vec![a, b], &topics).await;
+        retire(vec![a, b]).await;
     })
 }
 
@@ -349,7 +349,7 @@ fn bridge_killed_mid_stream_loses_nothing() {
             "lost messages, e.g. {:?}",
             got.missing
         );
-        retire(vec![bridge], &topics).await;
+        retire(vec![bridge]).await;
     })
 }
 
@@ -439,7 +439,7 @@ fn kafka_outage_loses_nothing_and_memory_stays_bounded() {
             got.missing
         );
         bridge.wait_ready(Duration::from_secs(30));
-        retire(vec![bridge], &topics).await;
+        retire(vec![bridge]).await;
     })
 }
 
@@ -487,7 +487,7 @@ fn sigterm_drains_acks_and_exits_zero() {
             got.duplicates, 0,
             "graceful stop left forwarded messages unacknowledged"
         );
-        retire(vec![bridge], &topics).await;
+        retire(vec![bridge]).await;
     })
 }
 

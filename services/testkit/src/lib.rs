@@ -462,39 +462,14 @@ pub fn drop_database(db: &str) {
     let _ = clickhouse(&format!("DROP DATABASE IF EXISTS {db}"));
 }
 
-/// Deletes a test's Kafka topics after the test. tansu slows down badly as topics and records
-/// pile up (metadata and group-coordinator requests time out, consumers lose their sessions),
-/// so every test leaves the broker empty. NB: tansu 0.6.0's DeleteTopics removes *every* topic,
-/// not just the named ones — the stack's `sck.*` topics too; `scripts/test-integration.sh`
-/// re-creates those afterwards, and the bridge can create them (`KAFKA_CREATE_TOPICS`).
-pub async fn delete_topics(topics: &Topics) {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = match ClientConfig::new()
-        .set("bootstrap.servers", &stack().kafka_brokers)
-        .set("log_level", "3")
-        .create()
-    {
-        Ok(a) => a,
-        Err(e) => return eprintln!("cannot create admin client: {e}"),
-    };
-    let names = [
-        topics.readings.as_str(),
-        topics.events.as_str(),
-        topics.dlq.as_str(),
-    ];
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    if let Err(e) = admin.delete_topics(&names, &opts).await {
-        eprintln!("cannot delete test topics: {e}");
-    }
-}
-
-/// Ends a test's bridges: stops them, removes their MQTT sessions and deletes the test's topics.
-pub async fn retire(bridges: Vec<Bridge>, topics: &Topics) {
+/// Ends a test's bridges: stops them and removes their MQTT sessions. Kafka topics are left in
+/// place: every test has its own uniquely named ones ([`Topics::unique`]), `make test` starts
+/// from a fresh tansu database, and tansu 0.6.0's DeleteTopics deletes *every* topic, so no test
+/// may call it.
+pub async fn retire(bridges: Vec<Bridge>) {
     let ids: Vec<String> = bridges.iter().map(Bridge::client_id).collect();
     drop(bridges);
     forget_sessions(&ids).await;
-    delete_topics(topics).await;
 }
 
 /// Removes the broker's persistent sessions of these client ids, so dead test bridges do not
