@@ -3,6 +3,8 @@
 # (`make up`), for `make demo`, `make loadtest` and the ceiling measurements.
 #
 #   scripts/pipeline.sh start [debug|release]   start both (binaries must be built), wait until ready
+#   scripts/pipeline.sh start-decoder|start-bridge [profile]   one of them alone
+#   scripts/pipeline.sh stop-bridge             stop the bridge alone
 #   scripts/pipeline.sh stop                    stop what `start` started (SIGTERM, by pid)
 #   scripts/pipeline.sh rss                     peak RSS (VmHWM, KiB) of both while running
 #
@@ -55,26 +57,35 @@ stop_one() {
 }
 
 case "${1:-}" in
-  start)
+  start|start-decoder|start-bridge)
     profile=${2:-release}
     [ -f "$STACK/env" ] || die "the stack is not up (make up)"
     # shellcheck disable=SC1091
     . "$STACK/env"
-    start_one sck-bridge "$ROOT/target/$profile/sck-bridge" "$BRIDGE_PORT" \
-      MQTT_HOST="$MQTT_HOST" MQTT_PORT="$MQTT_PORT" KAFKA_BROKERS="$KAFKA_BROKERS" \
-      MQTT_CLIENT=sck-bridge MQTT_CLIENT_SUFFIX=local MQTT_SESSION_EXPIRY_SECS=600 \
-      KAFKA_PRODUCER_PROPERTIES="${BRIDGE_PRODUCER_PROPERTIES-}" \
-      KAFKA_CREATE_TOPICS=true KAFKA_TOPIC_PARTITIONS="${STACK_KAFKA_PARTITIONS:-6}" RUST_LOG="${RUST_LOG:-info}"
+    if [ "$1" != start-decoder ]; then
+      start_one sck-bridge "$ROOT/target/$profile/sck-bridge" "$BRIDGE_PORT" \
+        MQTT_HOST="$MQTT_HOST" MQTT_PORT="$MQTT_PORT" KAFKA_BROKERS="$KAFKA_BROKERS" \
+        MQTT_CLIENT=sck-bridge MQTT_CLIENT_SUFFIX=local MQTT_SESSION_EXPIRY_SECS=600 \
+        KAFKA_PRODUCER_PROPERTIES="${BRIDGE_PRODUCER_PROPERTIES-}" \
+        KAFKA_CREATE_TOPICS=true KAFKA_TOPIC_PARTITIONS="${STACK_KAFKA_PARTITIONS:-6}" RUST_LOG="${RUST_LOG:-info}"
+    fi
+    [ "$1" = start-bridge ] && { wait_ready sck-bridge "$BRIDGE_PORT"; exit 0; }
+    # DECODER_READINGS_TOPIC / DECODER_GROUP / DECODER_CONSUME_DEAD_LETTER: a decoder on other
+    # records (make ceilings drains a backlog the Kafka ceiling wrote).
     start_one sck-decoder "$ROOT/target/$profile/sck-decoder" "$DECODER_PORT" \
       KAFKA_BROKERS="$KAFKA_BROKERS" CLICKHOUSE_URL="$CLICKHOUSE_URL" \
+      KAFKA_READINGS_TOPIC="${DECODER_READINGS_TOPIC:-sck.readings}" \
+      KAFKA_GROUP="${DECODER_GROUP:-sck-decoder}" \
+      KAFKA_CONSUME_DEAD_LETTER="${DECODER_CONSUME_DEAD_LETTER:-true}" \
       KAFKA_STATISTICS_INTERVAL_MS=1000 RUST_LOG="${RUST_LOG:-info}"
-    wait_ready sck-bridge "$BRIDGE_PORT"
+    [ "$1" = start ] && wait_ready sck-bridge "$BRIDGE_PORT"
     wait_ready sck-decoder "$DECODER_PORT"
     ;;
   stop)
     stop_one sck-bridge
     stop_one sck-decoder
     ;;
+  stop-bridge) stop_one sck-bridge ;;
   rss)
     for n in sck-bridge sck-decoder; do
       if running "$n"; then

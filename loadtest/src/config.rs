@@ -105,6 +105,29 @@ pub enum Mode {
         )]
         group: String,
     },
+    /// Kafka ceilings: a bare producer configured as the bridge's (acks=all, idempotent) writes
+    /// records exactly as the bridge builds them into a new topic as fast as it can, then a bare
+    /// consumer group reads them back. The records stay, for a decoder backlog measurement.
+    KafkaCeiling {
+        /// Kafka bootstrap servers.
+        #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+        brokers: String,
+        /// The topic to create and fill [default: sck.ceiling.<random>].
+        #[arg(long)]
+        topic: Option<String>,
+        /// Partitions of that topic.
+        #[arg(long, default_value_t = 6)]
+        partitions: i32,
+        /// Records to produce (and consume).
+        #[arg(long, default_value_t = 200_000)]
+        messages: usize,
+        /// Producer compression, as the bridge's KAFKA_COMPRESSION.
+        #[arg(long, default_value = "lz4")]
+        compression: String,
+        /// Producer linger, as the bridge's KAFKA_LINGER_MS.
+        #[arg(long, default_value_t = 5)]
+        linger_ms: u32,
+    },
     /// Database ceiling: bulk RowBinary inserts of the same kind of rows straight into a
     /// scratch table, in batches like the decoder's.
     InsertCeiling {

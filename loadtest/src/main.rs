@@ -1,10 +1,11 @@
 //! sck-loadtest: simulates Smart Citizen Kit devices against the real MQTT broker, then checks
 //! in ClickHouse that every reading arrived (none missing, none left duplicated) and how late.
-//! Also measures the two ceilings the pipeline is compared against: a bare MQTT subscriber and
-//! bulk inserts straight into ClickHouse.
+//! Also measures the ceilings the pipeline is compared against: a bare MQTT subscriber, a bare
+//! Kafka producer and consumer group, and bulk inserts straight into ClickHouse.
 
 mod ceiling;
 mod config;
+mod kafka_ceiling;
 mod payload;
 mod publish;
 mod report;
@@ -38,6 +39,24 @@ fn main() -> ExitCode {
         Mode::SubscribeCeiling { group } => runtime
             .block_on(ceiling::subscriber(&args, &group))
             .map(|()| true),
+        Mode::KafkaCeiling {
+            brokers,
+            topic,
+            partitions,
+            messages,
+            compression,
+            linger_ms,
+        } => {
+            let spec = kafka_ceiling::Spec {
+                brokers,
+                topic: topic.unwrap_or_else(|| format!("sck.ceiling.{:08x}", fastrand::u32(..))),
+                partitions,
+                messages,
+                compression,
+                linger_ms,
+            };
+            kafka_ceiling::run(&args, &spec).map(|()| true)
+        }
         Mode::InsertCeiling { rows, batch } => runtime
             .block_on(ceiling::insert(&args, rows, batch))
             .map(|()| true),

@@ -42,6 +42,12 @@ pub struct Args {
     #[arg(long, env = "KAFKA_STATISTICS_INTERVAL_MS", default_value_t = 5_000)]
     pub kafka_statistics_interval_ms: u64,
 
+    /// Longest a fetch request waits for data, ms (librdkafka `fetch.wait.max.ms`). It bounds
+    /// the added latency on brokers that hold a fetch for the whole wait (tansu); Apache Kafka
+    /// answers as soon as data arrives either way.
+    #[arg(long, env = "KAFKA_FETCH_WAIT_MAX_MS", default_value_t = 100)]
+    pub kafka_fetch_wait_max_ms: u32,
+
     /// Extra librdkafka consumer properties, `key=value` separated by `;` (applied last).
     #[arg(long, env = "KAFKA_CONSUMER_PROPERTIES", value_delimiter = ';')]
     pub kafka_consumer_properties: Vec<String>,
@@ -89,7 +95,7 @@ pub struct Args {
     pub insert_timeout_secs: u64,
 
     /// A batch is inserted when it holds this many rows …
-    #[arg(long, env = "BATCH_MAX_ROWS", default_value_t = 50_000)]
+    #[arg(long, env = "BATCH_MAX_ROWS", default_value_t = 20_000)]
     pub batch_max_rows: usize,
 
     /// … or this many payload bytes …
@@ -169,6 +175,7 @@ pub struct Config {
     pub dlq_topic: String,
     pub consume_dead_letter: bool,
     pub statistics_interval_ms: u64,
+    pub fetch_wait_max_ms: u32,
     pub consumer_properties: Vec<(String, String)>,
     pub security: KafkaSecurity,
     pub clickhouse_url: String,
@@ -255,6 +262,9 @@ impl Args {
                 self.max_future_secs,
             ));
         }
+        if self.kafka_fetch_wait_max_ms == 0 {
+            return Err(invalid("KAFKA_FETCH_WAIT_MAX_MS", "at least 1", 0));
+        }
         if self.insert_timeout_secs == 0 {
             return Err(invalid("INSERT_TIMEOUT_SECS", "at least 1", 0));
         }
@@ -282,6 +292,7 @@ impl Args {
             dlq_topic: self.kafka_topics.kafka_dlq_topic,
             consume_dead_letter: self.kafka_consume_dead_letter,
             statistics_interval_ms: self.kafka_statistics_interval_ms,
+            fetch_wait_max_ms: self.kafka_fetch_wait_max_ms,
             consumer_properties,
             security,
             clickhouse_url: self.clickhouse_url,
@@ -334,12 +345,13 @@ mod tests {
         assert_eq!(
             c.batch,
             BatchLimits {
-                max_rows: 50_000,
+                max_rows: 20_000,
                 max_bytes: 16 * 1024 * 1024,
                 max_age: Duration::from_secs(1)
             }
         );
         assert_eq!(c.max_future_secs, 86_400);
+        assert_eq!(c.fetch_wait_max_ms, 100);
         assert_eq!(c.client_id, "sck-decoder-pod-1");
     }
 
@@ -380,6 +392,10 @@ mod tests {
             (vec!["--batch-max-bytes", "10"], "BATCH_MAX_BYTES"),
             (vec!["--batch-max-age-ms", "0"], "BATCH_MAX_AGE_MS"),
             (vec!["--max-future-secs=-1"], "MAX_FUTURE_SECS"),
+            (
+                vec!["--kafka-fetch-wait-max-ms", "0"],
+                "KAFKA_FETCH_WAIT_MAX_MS",
+            ),
             (vec!["--kafka-readings-topic", " "], "KAFKA_READINGS_TOPIC"),
             (vec!["--clickhouse-ca-file", "/ca.pem"], "CLICKHOUSE_URL"),
         ] {

@@ -158,7 +158,10 @@ pub fn consumer(cfg: &Config, ctx: Ctx) -> anyhow::Result<Arc<DecoderConsumer>> 
         .set("queued.max.messages.kbytes", "32768")
         // Partitions added to a topic are picked up (and rebalanced) within 30 s instead of
         // librdkafka's default 5 min; until then nothing reads them.
-        .set("topic.metadata.refresh.interval.ms", "30000");
+        .set("topic.metadata.refresh.interval.ms", "30000")
+        // A broker that does not answer a fetch before this wait when data arrives (tansu) adds
+        // it to every reading's latency; Apache Kafka answers at once either way.
+        .set("fetch.wait.max.ms", cfg.fetch_wait_max_ms.to_string());
     for (k, v) in &cfg.consumer_properties {
         c.set(k, v);
     }
