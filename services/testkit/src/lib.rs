@@ -754,10 +754,19 @@ pub async fn produce_as_bridge(topic: &str, records: &[BridgeRecord]) {
                 .key(key)
                 .payload(&r.payload)
                 .headers(headers);
-            pending.push(producer.send(record, Duration::from_secs(30)));
+            // send_result enqueues now (send() would only enqueue when awaited, one at a time).
+            pending.push(
+                producer
+                    .send_result(record)
+                    .map_err(|(e, _)| e)
+                    .expect("enqueue"),
+            );
         }
         for p in pending {
-            p.await.map_err(|(e, _)| e).expect("produce");
+            p.await
+                .expect("delivery report")
+                .map_err(|(e, _)| e)
+                .expect("produce");
         }
     }
 }
