@@ -37,7 +37,7 @@ pub async fn subscriber(args: &Args, group: &str) -> anyhow::Result<()> {
         .set_keep_alive(Duration::from_secs(30))
         .set_max_packet_size(1 << 20, 1 << 20);
     if let (Some(u), Some(p)) = (&args.mqtt_username, &args.mqtt_password) {
-        o.set_credentials(u, p);
+        o.set_credentials(u, p.expose());
     }
     let (client, mut el) = AsyncClient::new(o, 1000);
     for filter in ["device/sck/+/readings", "device/sck/+/readings/raw"] {
@@ -131,7 +131,7 @@ pub async fn insert(args: &Args, rows: usize, batch: usize) -> anyhow::Result<()
     let ch = crate::verify::client(
         &args.clickhouse_url,
         &args.clickhouse_user,
-        args.clickhouse_password.as_deref(),
+        args.clickhouse_password.as_ref().map(|p| p.expose()),
     )
     .with_compression(clickhouse::Compression::Lz4)
     .with_database(db);

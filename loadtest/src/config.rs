@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use sck_core::secret::Secret;
 
 /// Simulates Smart Citizen Kit devices publishing readings over MQTT (QoS 1), then verifies
 /// in ClickHouse that every reading arrived exactly once, and how late.
@@ -71,7 +72,7 @@ pub struct Args {
 
     /// MQTT password (never logged).
     #[arg(long, env = "MQTT_PASSWORD", hide_env_values = true)]
-    pub mqtt_password: Option<String>,
+    pub mqtt_password: Option<Secret>,
 
     /// ClickHouse HTTP endpoint.
     #[arg(long, env = "CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
@@ -87,7 +88,7 @@ pub struct Args {
 
     /// ClickHouse password (never logged) [default: none].
     #[arg(long, env = "CLICKHOUSE_PASSWORD", hide_env_values = true)]
-    pub clickhouse_password: Option<String>,
+    pub clickhouse_password: Option<Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]

@@ -91,7 +91,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     let ch = verify::client(
         &args.clickhouse_url,
         &args.clickhouse_user,
-        args.clickhouse_password.as_deref(),
+        args.clickhouse_password.as_ref().map(|p| p.expose()),
     );
     let db = args.clickhouse_database.clone();
     eprintln!(

@@ -36,7 +36,7 @@ async fn connect(args: &Args, id: String, sent: Arc<Sent>) -> anyhow::Result<Con
         .set_keep_alive(Duration::from_secs(30))
         .set_max_packet_size(1 << 20, 1 << 20);
     if let (Some(u), Some(p)) = (&args.mqtt_username, &args.mqtt_password) {
-        o.set_credentials(u, p);
+        o.set_credentials(u, p.expose());
     }
     let (client, mut el) = AsyncClient::new(o, 10_000);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();

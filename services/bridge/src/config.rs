@@ -13,6 +13,7 @@ use sck_core::runtime::kafka::{
     parse_properties, KafkaSecurity, KafkaSecurityArgs, KafkaSettingsError, KafkaTopicsArgs,
 };
 use sck_core::runtime::telemetry::LogFormat;
+use sck_core::secret::Secret;
 
 /// Forwards Smart Citizen Kit MQTT messages to Kafka, at least once: a message is acknowledged
 /// to the MQTT broker only after Kafka has acknowledged its record.
@@ -47,7 +48,7 @@ pub struct Args {
 
     /// MQTT password (never logged).
     #[arg(long, env = "MQTT_PASSWORD", hide_env_values = true)]
-    pub mqtt_password: Option<String>,
+    pub mqtt_password: Option<Secret>,
 
     /// Connect to the MQTT broker over TLS.
     #[arg(long, env = "MQTT_TLS", default_value_t = false, action = clap::ArgAction::Set)]
@@ -148,7 +149,7 @@ pub struct Config {
     pub mqtt_host: String,
     pub mqtt_port: u16,
     pub client_id: String,
-    pub mqtt_credentials: Option<(String, String)>,
+    pub mqtt_credentials: Option<(String, Secret)>,
     pub mqtt_tls: bool,
     pub mqtt_ca_file: Option<PathBuf>,
     pub mqtt_keep_alive: Duration,
@@ -374,11 +375,13 @@ mod tests {
             ("--mqtt-host", &mut a.mqtt_host),
             ("--mqtt-client", &mut a.mqtt_client),
             ("--mqtt-username", &mut a.mqtt_username),
-            ("--mqtt-password", &mut a.mqtt_password),
         ] {
             if !extra.iter().any(|e| e.starts_with(&format!("{flag}="))) {
                 *field = None;
             }
+        }
+        if !extra.iter().any(|e| e.starts_with("--mqtt-password=")) {
+            a.mqtt_password = None;
         }
         if !extra.iter().any(|e| e.starts_with("--mqtt-topics")) {
             a.mqtt_topics.clear();
@@ -389,6 +392,16 @@ mod tests {
         a.mqtt_queue_subscription = extra.contains(&"--mqtt-queue-subscription=true");
         a.kafka_security.kafka_security_protocol = "plaintext".into();
         a
+    }
+
+    #[test]
+    fn passwords_are_never_printed() {
+        let c = args(&["--mqtt-username=u", "--mqtt-password=hunter2"])
+            .validate()
+            .expect("valid");
+        let (user, pass) = c.mqtt_credentials.clone().expect("credentials");
+        assert_eq!((user.as_str(), pass.expose()), ("u", "hunter2"));
+        assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
     }
 
     #[test]

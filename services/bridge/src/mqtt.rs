@@ -47,7 +47,7 @@ pub fn options(cfg: &Config) -> anyhow::Result<MqttOptions> {
         .set_manual_acks(true)
         .set_max_packet_size(Some(MQTT_MAX_PACKET));
     if let Some((user, pass)) = &cfg.mqtt_credentials {
-        o.set_credentials(user, pass);
+        o.set_credentials(user, pass.expose());
     }
     if cfg.mqtt_tls {
         let path = cfg

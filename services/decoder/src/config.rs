@@ -12,6 +12,7 @@ use sck_core::runtime::kafka::{
     parse_properties, KafkaSecurity, KafkaSecurityArgs, KafkaSettingsError, KafkaTopicsArgs,
 };
 use sck_core::runtime::telemetry::LogFormat;
+use sck_core::secret::Secret;
 
 /// Consumes the records sck-bridge wrote to Kafka, decodes both readings formats and the device
 /// events, and inserts them into ClickHouse in batches; Kafka offsets are committed only after
@@ -74,7 +75,7 @@ pub struct Args {
 
     /// ClickHouse password (never logged) [default: none].
     #[arg(long, env = "CLICKHOUSE_PASSWORD", hide_env_values = true)]
-    pub clickhouse_password: Option<String>,
+    pub clickhouse_password: Option<Secret>,
 
     /// Insert compression: lz4 or none.
     #[arg(long, env = "CLICKHOUSE_COMPRESSION", default_value = "lz4")]
@@ -182,7 +183,7 @@ pub struct Config {
     pub clickhouse_ca_file: Option<PathBuf>,
     pub database: String,
     pub clickhouse_user: String,
-    pub clickhouse_password: Option<String>,
+    pub clickhouse_password: Option<Secret>,
     pub lz4: bool,
     pub validation: bool,
     pub migrate: bool,
@@ -369,6 +370,16 @@ mod tests {
             Some(std::path::Path::new("/etc/sck/clickhouse-ca/ca.crt"))
         );
         assert_eq!(parse(&[]).unwrap().clickhouse_ca_file, None);
+    }
+
+    #[test]
+    fn passwords_are_never_printed() {
+        let c = parse(&["--clickhouse-password", "hunter2"]).unwrap();
+        assert_eq!(
+            c.clickhouse_password.as_ref().map(|p| p.expose()),
+            Some("hunter2")
+        );
+        assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub fn client(cfg: &Config, with_database: bool) -> Result<Client, crate::tls::T
             clickhouse::Compression::None
         });
     if let Some(p) = &cfg.clickhouse_password {
-        c = c.with_password(p);
+        c = c.with_password(p.expose());
     }
     if with_database {
         c = c.with_database(&cfg.database);

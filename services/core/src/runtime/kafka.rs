@@ -3,6 +3,7 @@
 //! the env vars, defaults, `--help` lines and validation rules cannot drift apart. Returns plain
 //! `(property, value)` pairs: the services hand them to librdkafka.
 
+use crate::secret::Secret;
 use std::path::PathBuf;
 
 /// The pipeline's three topics (`#[command(flatten)]` into a service's arguments): the bridge
@@ -50,33 +51,21 @@ pub struct KafkaSecurityArgs {
 
     /// SASL password (never logged).
     #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
-    pub kafka_sasl_password: Option<String>,
+    pub kafka_sasl_password: Option<Secret>,
 
     /// PEM file of the CA for Kafka TLS [default: the system's roots].
     #[arg(long, env = "KAFKA_SSL_CA_FILE")]
     pub kafka_ssl_ca_file: Option<PathBuf>,
 }
 
-/// Validated Kafka connection security.
-#[derive(Clone, PartialEq, Eq)]
+/// Validated Kafka connection security (the password prints as `[redacted]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaSecurity {
     pub protocol: String,
     pub sasl_mechanism: Option<String>,
     pub sasl_username: Option<String>,
-    pub sasl_password: Option<String>,
+    pub sasl_password: Option<Secret>,
     pub ssl_ca_file: Option<PathBuf>,
-}
-
-impl std::fmt::Debug for KafkaSecurity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaSecurity")
-            .field("protocol", &self.protocol)
-            .field("sasl_mechanism", &self.sasl_mechanism)
-            .field("sasl_username", &self.sasl_username)
-            .field("sasl_password", &self.sasl_password.as_ref().map(|_| "***"))
-            .field("ssl_ca_file", &self.ssl_ca_file)
-            .finish()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,7 +116,7 @@ impl KafkaSecurity {
             p.push(("sasl.username", u.clone()));
         }
         if let Some(pw) = &self.sasl_password {
-            p.push(("sasl.password", pw.clone()));
+            p.push(("sasl.password", pw.expose().to_string()));
         }
         if let Some(ca) = &self.ssl_ca_file {
             p.push(("ssl.ca.location", ca.to_string_lossy().into_owned()));
