@@ -4,13 +4,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rumqttc::v5::mqttbytes::v5::Publish;
 use sck_core::backoff::Backoff;
+use sck_core::clock::now_ms;
 use sck_core::envelope::{envelope, Destination, Envelope, Received};
 use sck_core::runtime::backoff_sleep;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
@@ -162,12 +163,6 @@ impl Forwarder {
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod ascii;
 pub mod backoff;
+pub mod clock;
 pub mod decode;
 pub mod envelope;
 pub mod json;

@@ -69,9 +69,7 @@ fn decode(args: &config::DecodeArgs, max_future_secs: i64) -> ExitCode {
             Ok(n) => n,
             Err(e) => return usage(&e),
         },
-        None => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
+        None => sck_core::clock::now_secs(),
     };
     let limits = sck_core::reading::Limits {
         now,

@@ -13,11 +13,12 @@
 //! uncommitted: the new owner consumes those records again).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
+use sck_core::clock::{now_ms, now_secs};
 use sck_core::decode::{Decoder, Outcome};
 use sck_core::envelope::{bridge_reason, HEADER_ERROR, HEADER_MQTT_TOPIC, HEADER_RECEIVED_AT_MS};
 use sck_core::reading::{Decoded, Limits};
@@ -298,7 +299,7 @@ impl Pipeline {
             sink.write(&batch).await;
             dlq.write_all(&batch.dead_letters).await;
             metrics.batch_rows.observe(batch.rows() as f64);
-            let now_ms = now_millis();
+            let now_ms = now_ms();
             for r in &batch.received_ms {
                 metrics
                     .end_to_end_seconds
@@ -379,15 +380,4 @@ impl Pipeline {
         }
         tracing::warn!("consumer still in use; leaving the group at process exit");
     }
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-fn now_secs() -> i64 {
-    now_millis() / 1000
 }

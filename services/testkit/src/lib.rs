@@ -716,8 +716,9 @@ pub struct BridgeRecord {
     pub payload: Vec<u8>,
 }
 
-/// Produces records to `topic` exactly as the bridge would (key = token, headers mqtt_topic,
-/// received_at_ms, bridge_id), waiting until Kafka acknowledged every one.
+/// Produces records to `topic` exactly as the bridge would: each built by the bridge's own
+/// `sck_core::envelope::envelope` (key = the routed token, also under `bridge/`; the bridge's
+/// headers), waiting until Kafka acknowledged every one.
 pub async fn produce_as_bridge(topic: &str, records: &[BridgeRecord]) {
     use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -728,32 +729,26 @@ pub async fn produce_as_bridge(topic: &str, records: &[BridgeRecord]) {
         .set("log_level", "3")
         .create()
         .expect("producer");
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
-        .to_string();
+    let rx = sck_core::envelope::Received {
+        received_at_ms: sck_core::clock::now_ms(),
+        bridge_id: "test",
+        max_payload_bytes: usize::MAX,
+    };
     for chunk in records.chunks(2_000) {
         let mut pending = Vec::with_capacity(chunk.len());
         for r in chunk {
-            let key = r.mqtt_topic.split('/').nth(2).unwrap_or("");
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "mqtt_topic",
-                    value: Some(&r.mqtt_topic),
-                })
-                .insert(Header {
-                    key: "received_at_ms",
-                    value: Some(&now_ms),
-                })
-                .insert(Header {
-                    key: "bridge_id",
-                    value: Some("test"),
+            let env = sck_core::envelope::envelope(&r.mqtt_topic, &r.payload, rx);
+            let mut headers = OwnedHeaders::new_with_capacity(env.headers.len());
+            for (k, v) in &env.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v.as_str()),
                 });
-            let record = FutureRecord::to(topic)
-                .key(key)
-                .payload(&r.payload)
-                .headers(headers);
+            }
+            let mut record = FutureRecord::to(topic).payload(env.value).headers(headers);
+            if let Some(key) = env.key {
+                record = record.key(key);
+            }
             // send_result enqueues now (send() would only enqueue when awaited, one at a time).
             pending.push(
                 producer
