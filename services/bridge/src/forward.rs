@@ -2,7 +2,6 @@
 //! acknowledges it, then hand it back to the intake loop, which sends the PUBACK. The order of
 //! those steps is the bridge's whole promise: a message the broker forgets is a message Kafka has.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +13,7 @@ use sck_core::backoff::Backoff;
 use sck_core::clock::now_ms;
 use sck_core::envelope::{envelope, Destination, Envelope, Received};
 use sck_core::runtime::backoff_sleep;
+use sck_core::runtime::log_limit::LogLimiter;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use crate::metrics::{Metrics, UNKNOWN_KIND};
@@ -48,39 +48,6 @@ pub struct Forwarder {
     pub retry: Backoff,
     /// During an outage every in-flight record fails at once: one warning per interval is enough.
     pub produce_warnings: LogLimiter,
-}
-
-/// Lets one log line through per interval and counts the ones it held back.
-pub struct LogLimiter {
-    interval_ms: u64,
-    last_ms: AtomicU64,
-    suppressed: AtomicU64,
-}
-
-impl LogLimiter {
-    pub fn new(interval: std::time::Duration) -> Self {
-        LogLimiter {
-            interval_ms: interval.as_millis() as u64,
-            last_ms: AtomicU64::new(0),
-            suppressed: AtomicU64::new(0),
-        }
-    }
-
-    /// `Some(lines held back since the last one)` when this line may be logged.
-    pub fn allow(&self) -> Option<u64> {
-        let now = now_ms() as u64;
-        let last = self.last_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= self.interval_ms
-            && self
-                .last_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            return Some(self.suppressed.swap(0, Ordering::Relaxed));
-        }
-        self.suppressed.fetch_add(1, Ordering::Relaxed);
-        None
-    }
 }
 
 impl Forwarder {
@@ -162,20 +129,5 @@ impl Forwarder {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_limiter_lets_one_through_per_interval_and_counts_the_rest() {
-        let l = LogLimiter::new(std::time::Duration::from_secs(3600));
-        assert_eq!(l.allow(), Some(0));
-        assert_eq!(l.allow(), None);
-        assert_eq!(l.allow(), None);
-        l.last_ms.store(0, Ordering::Relaxed);
-        assert_eq!(l.allow(), Some(2));
     }
 }

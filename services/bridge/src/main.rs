@@ -105,7 +105,9 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         max_payload_bytes: cfg.max_payload_bytes,
         metrics: metrics.clone(),
         retry: Backoff::default(),
-        produce_warnings: forward::LogLimiter::new(std::time::Duration::from_secs(5)),
+        produce_warnings: sck_core::runtime::log_limit::LogLimiter::new(
+            std::time::Duration::from_secs(5),
+        ),
     });
     let intake = mqtt::Intake {
         client,

@@ -2,6 +2,7 @@
 //! bookkeeping and the consumer-lag gauge from librdkafka statistics), the dead-letter producer
 //! and the reachability probe behind `/readyz`.
 
+use sck_core::runtime::log_limit::LogLimiter;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -193,6 +194,8 @@ pub struct DeadLetterWriter {
     pub topic: String,
     pub metrics: Metrics,
     pub retry: Backoff,
+    /// One "produce failed" warning per interval while Kafka is away.
+    pub warnings: LogLimiter,
 }
 
 impl DeadLetterWriter {
@@ -203,8 +206,8 @@ impl DeadLetterWriter {
             let mut result = deliver(p).await;
             let mut attempt = 0;
             while let Err(e) = result {
-                if attempt == 0 {
-                    tracing::warn!(error = %e, "dead-letter produce failed; retrying");
+                if let Some(suppressed) = self.warnings.allow() {
+                    tracing::warn!(error = %e, attempt, suppressed, "dead-letter produce failed; retrying");
                 }
                 backoff_sleep(&self.retry, attempt).await;
                 attempt += 1;

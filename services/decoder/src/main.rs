@@ -21,6 +21,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use sck_core::backoff::Backoff;
+use sck_core::runtime::log_limit::LogLimiter;
 use sck_core::runtime::{hostname, http, shutdown_signal, telemetry};
 use tokio::sync::watch;
 
@@ -167,12 +168,14 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         insert_timeout: cfg.insert_timeout,
         retry,
+        warnings: LogLimiter::new(Duration::from_secs(5)),
     });
     let dead_letters = Arc::new(kafka::DeadLetterWriter {
         producer: kafka::producer(&cfg)?,
         topic: cfg.dlq_topic.clone(),
         metrics: metrics.clone(),
         retry,
+        warnings: LogLimiter::new(Duration::from_secs(5)),
     });
     let probes = tokio::spawn(watch_dependencies(
         Arc::downgrade(&consumer),

@@ -22,6 +22,7 @@ use sck_core::clock::{now_ms, now_secs};
 use sck_core::decode::{Decoder, Outcome};
 use sck_core::envelope::{bridge_reason, HEADER_ERROR, HEADER_MQTT_TOPIC, HEADER_RECEIVED_AT_MS};
 use sck_core::reading::{Decoded, Limits};
+use sck_core::runtime::log_limit::LogLimiter;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -59,7 +60,7 @@ struct Work {
     /// The batch being inserted: its task, rows and start.
     inflight: Option<(JoinHandle<Batch>, usize, Instant)>,
     paused: bool,
-    consume_errors: u64,
+    consume_warnings: LogLimiter,
 }
 
 impl Pipeline {
@@ -71,7 +72,7 @@ impl Pipeline {
             generation: self.assignment.generation(),
             inflight: None,
             paused: false,
-            consume_errors: 0,
+            consume_warnings: LogLimiter::new(Duration::from_secs(5)),
         };
         loop {
             self.check_generation(&mut w);
@@ -108,9 +109,8 @@ impl Pipeline {
                     match msg {
                         Ok(m) => self.handle(&mut w, &m),
                         Err(e) => {
-                            w.consume_errors += 1;
-                            if w.consume_errors.is_power_of_two() {
-                                tracing::warn!(error = %e, count = w.consume_errors, "Kafka consume error");
+                            if let Some(suppressed) = w.consume_warnings.allow() {
+                                tracing::warn!(error = %e, suppressed, "Kafka consume error");
                             }
                         }
                     }

@@ -3,6 +3,7 @@
 //! table's INSERT failed, so a retry does not double anything (and if it did, the
 //! ReplacingMergeTree sorting keys collapse the duplicate).
 
+use sck_core::runtime::log_limit::LogLimiter;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,8 @@ pub struct Sink {
     pub metrics: Metrics,
     pub insert_timeout: Duration,
     pub retry: Backoff,
+    /// One "insert failed" warning per interval while ClickHouse is away.
+    pub warnings: LogLimiter,
 }
 
 /// Tables of a batch, in insert order.
@@ -178,11 +181,12 @@ impl Sink {
                             .with_label_values(&[table.name()])
                             .inc();
                         self.metrics.clickhouse_up.set(0);
-                        if attempt == 0 || attempt.is_power_of_two() {
+                        if let Some(suppressed) = self.warnings.allow() {
                             tracing::warn!(
                                 table = table.name(),
                                 rows = table.rows(batch),
                                 attempt,
+                                suppressed,
                                 error = %e,
                                 "ClickHouse insert failed; retrying (nothing is committed meanwhile)"
                             );

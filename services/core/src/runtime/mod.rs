@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod kafka;
+pub mod log_limit;
 pub mod telemetry;
 
 use crate::backoff::Backoff;
