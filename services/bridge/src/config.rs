@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use sck_core::runtime::kafka::{
-    parse_properties, KafkaSecurity, KafkaSecurityArgs, KafkaSettingsError, KafkaTopicsArgs,
+    parse_properties, KafkaCompression, KafkaSecurity, KafkaSecurityArgs, KafkaSettingsError,
+    KafkaTopicsArgs,
 };
 use sck_core::runtime::telemetry::LogFormat;
 use sck_core::secret::Secret;
@@ -163,7 +164,7 @@ pub struct Config {
     pub readings_topic: String,
     pub events_topic: String,
     pub dlq_topic: String,
-    pub compression: String,
+    pub compression: KafkaCompression,
     pub linger_ms: u64,
     pub message_timeout_ms: u64,
     pub producer_properties: Vec<(String, String)>,
@@ -287,10 +288,9 @@ impl Args {
                 return Err(ConfigError::Empty(name));
             }
         }
-        let compression = self.kafka_compression.to_ascii_lowercase();
-        if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&compression.as_str()) {
+        let Some(compression) = KafkaCompression::parse(&self.kafka_compression) else {
             return Err(ConfigError::BadCompression(self.kafka_compression));
-        }
+        };
         let security = self.kafka_security.validate()?;
         let producer_properties =
             parse_properties("KAFKA_PRODUCER_PROPERTIES", &self.kafka_producer_properties)?;

@@ -35,7 +35,7 @@ pub fn producer(cfg: &Config) -> anyhow::Result<FutureProducer> {
     let mut c = base_config(cfg);
     c.set("acks", "all")
         .set("enable.idempotence", "true")
-        .set("compression.type", &cfg.compression)
+        .set("compression.type", cfg.compression.as_str())
         .set("linger.ms", cfg.linger_ms.to_string())
         .set("message.timeout.ms", cfg.message_timeout_ms.to_string())
         // Room for MAX_IN_FLIGHT records plus retries; the bridge bounds itself below this.

@@ -157,6 +157,13 @@ pub struct DecodeArgs {
     pub payload: Option<std::ffi::OsString>,
 }
 
+/// Compression of the INSERT bodies sent to ClickHouse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClickHouseCompression {
+    None,
+    Lz4,
+}
+
 /// Batch bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
@@ -184,7 +191,7 @@ pub struct Config {
     pub database: String,
     pub clickhouse_user: String,
     pub clickhouse_password: Option<Secret>,
-    pub lz4: bool,
+    pub compression: ClickHouseCompression,
     pub validation: bool,
     pub migrate: bool,
     pub insert_timeout: Duration,
@@ -228,9 +235,9 @@ impl Args {
                 db,
             ));
         }
-        let lz4 = match self.clickhouse_compression.to_ascii_lowercase().as_str() {
-            "lz4" => true,
-            "none" => false,
+        let compression = match self.clickhouse_compression.to_ascii_lowercase().as_str() {
+            "lz4" => ClickHouseCompression::Lz4,
+            "none" => ClickHouseCompression::None,
             _ => {
                 return Err(invalid(
                     "CLICKHOUSE_COMPRESSION",
@@ -301,7 +308,7 @@ impl Args {
             database: self.clickhouse_database,
             clickhouse_user: self.clickhouse_user,
             clickhouse_password: self.clickhouse_password,
-            lz4,
+            compression,
             validation: self.clickhouse_validation,
             migrate: self.clickhouse_migrate,
             insert_timeout: Duration::from_secs(self.insert_timeout_secs),
@@ -342,7 +349,8 @@ mod tests {
             ("sck.readings", "sck.device-events", "sck.dead-letter")
         );
         assert_eq!(c.database, "sck");
-        assert!(c.lz4 && !c.validation && c.migrate && c.consume_dead_letter);
+        assert_eq!(c.compression, ClickHouseCompression::Lz4);
+        assert!(!c.validation && c.migrate && c.consume_dead_letter);
         assert_eq!(
             c.batch,
             BatchLimits {

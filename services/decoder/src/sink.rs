@@ -3,6 +3,7 @@
 //! table's INSERT failed, so a retry does not double anything (and if it did, the
 //! ReplacingMergeTree sorting keys collapse the duplicate).
 
+use crate::config::ClickHouseCompression;
 use sck_core::runtime::log_limit::LogLimiter;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -84,10 +85,9 @@ pub fn client(cfg: &Config, with_database: bool) -> Result<Client, crate::tls::T
         .with_url(&cfg.clickhouse_url)
         .with_user(&cfg.clickhouse_user)
         .with_validation(cfg.validation)
-        .with_compression(if cfg.lz4 {
-            clickhouse::Compression::Lz4
-        } else {
-            clickhouse::Compression::None
+        .with_compression(match cfg.compression {
+            ClickHouseCompression::Lz4 => clickhouse::Compression::Lz4,
+            ClickHouseCompression::None => clickhouse::Compression::None,
         });
     if let Some(p) = &cfg.clickhouse_password {
         c = c.with_password(p.expose());

@@ -58,6 +58,45 @@ pub struct KafkaSecurityArgs {
     pub kafka_ssl_ca_file: Option<PathBuf>,
 }
 
+/// A producer compression codec (librdkafka `compression.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaCompression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl KafkaCompression {
+    /// Every codec, as its setting value.
+    pub const ALL: [KafkaCompression; 5] = [
+        KafkaCompression::None,
+        KafkaCompression::Gzip,
+        KafkaCompression::Snappy,
+        KafkaCompression::Lz4,
+        KafkaCompression::Zstd,
+    ];
+
+    /// The value of the setting and of librdkafka's `compression.type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KafkaCompression::None => "none",
+            KafkaCompression::Gzip => "gzip",
+            KafkaCompression::Snappy => "snappy",
+            KafkaCompression::Lz4 => "lz4",
+            KafkaCompression::Zstd => "zstd",
+        }
+    }
+
+    /// Reads a setting value, case-insensitively.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
 /// Validated Kafka connection security (the password prints as `[redacted]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaSecurity {
@@ -163,6 +202,19 @@ pub fn parse_properties(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compression_codecs() {
+        assert_eq!(KafkaCompression::parse("LZ4"), Some(KafkaCompression::Lz4));
+        assert_eq!(
+            KafkaCompression::parse(" zstd"),
+            Some(KafkaCompression::Zstd)
+        );
+        assert_eq!(KafkaCompression::parse("brotli"), None);
+        for c in KafkaCompression::ALL {
+            assert_eq!(KafkaCompression::parse(c.as_str()), Some(c));
+        }
+    }
 
     fn args(protocol: &str) -> KafkaSecurityArgs {
         KafkaSecurityArgs {
