@@ -49,6 +49,15 @@ impl Env {
         last
     }
 
+    /// A device's stored readings, one `sensor_id\trecorded_at\tvalue\tformat` line each.
+    fn rows_of(&self, token: &str) -> String {
+        clickhouse(&format!(
+            "SELECT sensor_id, toString(recorded_at, 'UTC'), value, format FROM {}.readings FINAL WHERE device_token = '{token}' ORDER BY recorded_at, sensor_id",
+            self.db
+        ))
+        .expect("select")
+    }
+
     /// Rows of the run that did not collapse: count() without FINAL minus distinct keys.
     fn duplicates_after_merge(&self, run: &str) -> u64 {
         clickhouse_count(&format!(
@@ -170,11 +179,7 @@ fn mqtt_to_clickhouse_end_to_end() {
         );
         assert_eq!(got, examples_want);
 
-        let rows = clickhouse(&format!(
-            "SELECT sensor_id, toString(recorded_at, 'UTC'), value, format FROM {}.readings FINAL WHERE device_token = '{tok}' ORDER BY recorded_at, sensor_id",
-            env.db
-        ))
-        .expect("select");
+        let rows = env.rows_of(&tok);
         assert_eq!(
             rows,
             "1\t2016-06-08 10:30:00\t21\tjson\n\
@@ -352,11 +357,7 @@ fn tolerant_decoding_end_to_end() {
             Duration::from_secs(60),
         );
         assert_eq!(got, want, "{}", decoder.log_text());
-        let rows = clickhouse(&format!(
-            "SELECT sensor_id, toString(recorded_at, 'UTC'), value, format FROM {}.readings FINAL WHERE device_token = '{tok}' ORDER BY recorded_at, sensor_id",
-            env.db
-        ))
-        .expect("select");
+        let rows = env.rows_of(&tok);
         assert_eq!(
             rows,
             "7\t2016-06-08 10:30:00\t1\tjson\n\
