@@ -4,6 +4,10 @@
 //! the MQTT payload byte for byte, and headers that carry what the payload does not: the MQTT
 //! topic (the decoder derives the format from it), when the bridge received it, and which bridge.
 //! Messages that cannot be forwarded as data go to the dead-letter topic with an `error` header.
+//!
+//! Both sides live here: [`envelope`] writes a record (the bridge, the test kit, the Kafka
+//! ceiling), [`RecordHeaders::read`] reads one (the decoder), and [`dead_letter_headers`] writes
+//! the headers of the decoder's own dead letters.
 
 use crate::topic::{self, Kind};
 
@@ -14,6 +18,17 @@ pub const HEADER_BRIDGE_ID: &str = "bridge_id";
 pub const HEADER_ERROR: &str = "error";
 /// Dead-letter records of `too_large` payloads: the original size in bytes (the value is cut).
 pub const HEADER_PAYLOAD_BYTES: &str = "payload_bytes";
+
+/// The decoder's dead letters: the human-readable reason of the `error` kind.
+pub const HEADER_ERROR_MESSAGE: &str = "error_message";
+/// The decoder's dead letters: where the record was consumed from.
+pub const HEADER_SOURCE_TOPIC: &str = "source_topic";
+pub const HEADER_SOURCE_PARTITION: &str = "source_partition";
+pub const HEADER_SOURCE_OFFSET: &str = "source_offset";
+/// The decoder's dead letters are marked, so a decoder reading the dead-letter topic skips them
+/// (only the bridge's become `ingest_errors` rows there).
+pub const HEADER_DEAD_LETTERED_BY: &str = "dead_lettered_by";
+pub const DEAD_LETTERED_BY_DECODER: &str = "sck-decoder";
 
 /// The dead-letter reason for a payload over the size limit.
 pub const REASON_TOO_LARGE: &str = "too_large";
@@ -101,15 +116,79 @@ pub fn envelope<'a>(topic: &'a str, payload: &'a [u8], rx: Received<'_>) -> Enve
     }
 }
 
-/// Looks a header up in a record's headers (as the decoder sees them).
-pub fn header<'h, I>(headers: I, name: &str) -> Option<&'h [u8]>
+/// What a consumed record's headers say, read once at the Kafka edge. Unknown headers are
+/// ignored; a header that is not UTF-8 (or a `received_at_ms` that is not a number) reads as
+/// absent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeaders<'a> {
+    pub mqtt_topic: Option<&'a str>,
+    pub received_at_ms: Option<i64>,
+    /// The dead-letter reason (`error`).
+    pub error: Option<&'a str>,
+    /// True on the decoder's own dead letters.
+    pub dead_lettered_by_decoder: bool,
+}
+
+impl<'a> RecordHeaders<'a> {
+    pub fn read<I>(headers: I) -> Self
+    where
+        I: IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+    {
+        let mut h = RecordHeaders::default();
+        for (k, v) in headers {
+            let v = v.and_then(|v| std::str::from_utf8(v).ok());
+            match k {
+                HEADER_MQTT_TOPIC => h.mqtt_topic = v,
+                HEADER_RECEIVED_AT_MS => h.received_at_ms = v.and_then(|v| v.parse().ok()),
+                HEADER_ERROR => h.error = v,
+                HEADER_DEAD_LETTERED_BY => {
+                    h.dead_lettered_by_decoder = v == Some(DEAD_LETTERED_BY_DECODER)
+                }
+                _ => {}
+            }
+        }
+        h
+    }
+}
+
+/// Where a consumed record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// The headers of a record the decoder dead-letters: the original ones, then why (`error` = the
+/// problem kind, `error_message`), where it was consumed from (`source_*`) and who dead-lettered
+/// it (`dead_lettered_by`).
+pub fn dead_letter_headers<'h, I>(
+    original: I,
+    error: &str,
+    error_message: &str,
+    source: Source<'_>,
+) -> Vec<(String, Vec<u8>)>
 where
     I: IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
 {
-    headers
+    let mut headers: Vec<(String, Vec<u8>)> = original
         .into_iter()
-        .find(|(k, _)| *k == name)
-        .and_then(|(_, v)| v)
+        .map(|(k, v)| (k.to_string(), v.unwrap_or_default().to_vec()))
+        .collect();
+    for (k, v) in [
+        (HEADER_ERROR, error.to_string()),
+        (HEADER_ERROR_MESSAGE, error_message.to_string()),
+        (HEADER_SOURCE_TOPIC, source.topic.to_string()),
+        (HEADER_SOURCE_PARTITION, source.partition.to_string()),
+        (HEADER_SOURCE_OFFSET, source.offset.to_string()),
+        (
+            HEADER_DEAD_LETTERED_BY,
+            DEAD_LETTERED_BY_DECODER.to_string(),
+        ),
+    ] {
+        headers.push((k.to_string(), v.into_bytes()));
+    }
+    headers
 }
 
 #[cfg(test)]
@@ -209,14 +288,66 @@ mod tests {
     }
 
     #[test]
-    fn header_lookup_finds_by_name() {
-        let hs = [
-            ("a", Some(&b"1"[..])),
-            ("mqtt_topic", Some(&b"t"[..])),
+    fn the_decoder_reads_what_the_bridge_writes() {
+        let e = envelope("bridge/device/sck/tok/readings/raw", b"{}", RX);
+        let hs: Vec<(&str, Option<&[u8]>)> = e
+            .headers
+            .iter()
+            .map(|(k, v)| (*k, Some(v.as_bytes())))
+            .collect();
+        let h = RecordHeaders::read(hs.iter().copied());
+        assert_eq!(
+            h,
+            RecordHeaders {
+                mqtt_topic: Some("bridge/device/sck/tok/readings/raw"),
+                received_at_ms: Some(RX.received_at_ms),
+                error: None,
+                dead_lettered_by_decoder: false,
+            }
+        );
+        assert_eq!(e.key, Some("tok"));
+        let odd = [
+            (HEADER_RECEIVED_AT_MS, Some(&b"soon"[..])),
+            (HEADER_MQTT_TOPIC, Some(&b"\xff"[..])),
+            (HEADER_ERROR, Some(&b"too_large"[..])),
+            ("other", None),
+        ];
+        let h = RecordHeaders::read(odd);
+        assert_eq!((h.mqtt_topic, h.received_at_ms), (None, None));
+        assert_eq!(h.error, Some("too_large"));
+    }
+
+    #[test]
+    fn dead_letter_headers_keep_the_original_and_say_why_where_and_who() {
+        let original = [
+            (HEADER_MQTT_TOPIC, Some(&b"device/sck/t/readings"[..])),
             ("n", None),
         ];
-        assert_eq!(header(hs, HEADER_MQTT_TOPIC), Some(&b"t"[..]));
-        assert_eq!(header(hs, "n"), None);
-        assert_eq!(header(hs, "missing"), None);
+        let source = Source {
+            topic: "sck.readings",
+            partition: 3,
+            offset: 42,
+        };
+        let hs = dead_letter_headers(original, "malformed_json", "at byte 0", source);
+        let text: Vec<(&str, &str)> = hs
+            .iter()
+            .map(|(k, v)| (k.as_str(), std::str::from_utf8(v).unwrap_or("?")))
+            .collect();
+        assert_eq!(
+            text,
+            vec![
+                ("mqtt_topic", "device/sck/t/readings"),
+                ("n", ""),
+                ("error", "malformed_json"),
+                ("error_message", "at byte 0"),
+                ("source_topic", "sck.readings"),
+                ("source_partition", "3"),
+                ("source_offset", "42"),
+                ("dead_lettered_by", "sck-decoder"),
+            ]
+        );
+        let back = RecordHeaders::read(hs.iter().map(|(k, v)| (k.as_str(), Some(v.as_slice()))));
+        assert!(back.dead_lettered_by_decoder);
+        assert_eq!(back.error, Some("malformed_json"));
     }
 }

@@ -13,13 +13,8 @@ use sck_core::reading::{Decoded, Format, Reading};
 
 use crate::config::BatchLimits;
 
-/// Where a record came from in Kafka.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Source<'a> {
-    pub topic: &'a str,
-    pub partition: i32,
-    pub offset: i64,
-}
+/// Where a record came from in Kafka (the record contract's type).
+pub use sck_core::envelope::Source;
 
 /// What the record carried besides its payload.
 #[derive(Debug, Clone, Copy)]

@@ -26,13 +26,6 @@ use sck_core::runtime::kafka::client_properties;
 use crate::config::Config;
 use crate::metrics::Metrics;
 
-/// Header on the decoder's own dead-letter records, so a decoder reading the dead-letter topic
-/// skips them (only the bridge's become `ingest_errors` rows there).
-pub const HEADER_DEAD_LETTERED_BY: &str = "dead_lettered_by";
-pub const DEAD_LETTERED_BY: &str = "sck-decoder";
-/// Header with the human-readable reason on the decoder's dead-letter records.
-pub const HEADER_ERROR_MESSAGE: &str = "error_message";
-
 /// Which partitions this consumer owns, and a counter bumped on every revocation so the main
 /// loop can tell that its buffered records may no longer be its to commit.
 #[derive(Debug, Default)]
@@ -221,17 +214,14 @@ impl DeadLetterWriter {
     }
 
     fn enqueue(&self, r: &DeadLetter) -> Result<DeliveryFuture, String> {
-        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len() + 1);
+        // The headers come whole from sck_core::envelope::dead_letter_headers.
+        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
         for (k, v) in &r.headers {
             headers = headers.insert(Header {
                 key: k,
                 value: Some(v),
             });
         }
-        headers = headers.insert(Header {
-            key: HEADER_DEAD_LETTERED_BY,
-            value: Some(DEAD_LETTERED_BY),
-        });
         let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic)
             .payload(&r.payload)
             .headers(headers);

@@ -20,18 +20,15 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use sck_core::clock::{now_ms, now_secs};
 use sck_core::decode::{Decoder, Outcome};
-use sck_core::envelope::{bridge_reason, HEADER_ERROR, HEADER_MQTT_TOPIC, HEADER_RECEIVED_AT_MS};
+use sck_core::envelope::{bridge_reason, dead_letter_headers, RecordHeaders, Source};
 use sck_core::reading::{Decoded, Limits};
 use sck_core::runtime::log_limit::LogLimiter;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::batch::{Batch, DeadLetter, RecordMeta, Source};
+use crate::batch::{Batch, DeadLetter, RecordMeta};
 use crate::config::BatchLimits;
-use crate::kafka::{
-    Assignment, DeadLetterWriter, DecoderConsumer, DEAD_LETTERED_BY, HEADER_DEAD_LETTERED_BY,
-    HEADER_ERROR_MESSAGE,
-};
+use crate::kafka::{Assignment, DeadLetterWriter, DecoderConsumer};
 use crate::metrics::{Metrics, KIND_DEAD_LETTER, KIND_UNKNOWN};
 use crate::sink::Sink;
 
@@ -176,30 +173,17 @@ impl Pipeline {
 
     fn handle(&self, w: &mut Work, m: &BorrowedMessage<'_>) {
         let payload = m.payload().unwrap_or_default();
-        let mut mqtt_topic = None;
-        let mut received_at_ms = None;
-        let mut error = None;
-        let mut ours = false;
-        if let Some(headers) = m.headers() {
-            for h in headers.iter() {
-                let v = h.value.and_then(|v| std::str::from_utf8(v).ok());
-                match h.key {
-                    HEADER_MQTT_TOPIC => mqtt_topic = v,
-                    HEADER_RECEIVED_AT_MS => received_at_ms = v.and_then(|v| v.parse::<i64>().ok()),
-                    HEADER_ERROR => error = v,
-                    HEADER_DEAD_LETTERED_BY => ours = v == Some(DEAD_LETTERED_BY),
-                    _ => {}
-                }
-            }
-        }
+        let headers = RecordHeaders::read(header_pairs(m));
+        let source = Source {
+            topic: m.topic(),
+            partition: m.partition(),
+            offset: m.offset(),
+        };
         let meta = RecordMeta {
-            source: Source {
-                topic: m.topic(),
-                partition: m.partition(),
-                offset: m.offset(),
-            },
-            mqtt_topic: mqtt_topic.unwrap_or(""),
-            received_at_ms: received_at_ms
+            source,
+            mqtt_topic: headers.mqtt_topic.unwrap_or(""),
+            received_at_ms: headers
+                .received_at_ms
                 .or_else(|| m.timestamp().to_millis())
                 .unwrap_or(0),
         };
@@ -208,14 +192,14 @@ impl Pipeline {
                 .consumed
                 .with_label_values(&[KIND_DEAD_LETTER])
                 .inc();
-            if ours {
+            if headers.dead_lettered_by_decoder {
                 w.current.add_skipped(meta.source);
             } else {
                 let token = m
                     .key()
                     .and_then(|k| std::str::from_utf8(k).ok())
                     .unwrap_or("");
-                let reason = bridge_reason(error);
+                let reason = bridge_reason(headers.error);
                 self.metrics.errors.with_label_values(&[reason]).inc();
                 w.current
                     .add_bridge_dead_letter(&meta, token, reason, payload);
@@ -228,7 +212,7 @@ impl Pipeline {
         };
         let outcome = w
             .decoder
-            .decode(mqtt_topic, payload, &limits, &mut w.decoded);
+            .decode(headers.mqtt_topic, payload, &limits, &mut w.decoded);
         let kind = match outcome {
             Outcome::Readings { format, .. } => match format {
                 sck_core::reading::Format::Json => "readings",
@@ -254,31 +238,8 @@ impl Pipeline {
         }
         if w.current.add(&meta, &outcome, &w.decoded, payload) {
             let first = &w.decoded.problems[0];
-            let mut headers: Vec<(String, Vec<u8>)> = m
-                .headers()
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            headers.push((
-                HEADER_ERROR.to_string(),
-                first.kind.as_str().as_bytes().to_vec(),
-            ));
-            headers.push((
-                HEADER_ERROR_MESSAGE.to_string(),
-                first.message.as_bytes().to_vec(),
-            ));
-            headers.push(("source_topic".to_string(), m.topic().as_bytes().to_vec()));
-            headers.push((
-                "source_partition".to_string(),
-                m.partition().to_string().into_bytes(),
-            ));
-            headers.push((
-                "source_offset".to_string(),
-                m.offset().to_string().into_bytes(),
-            ));
+            let headers =
+                dead_letter_headers(header_pairs(m), first.kind.as_str(), &first.message, source);
             w.current.dead_letters.push(DeadLetter {
                 key: m.key().map(<[u8]>::to_vec),
                 payload: payload.to_vec(),
@@ -380,4 +341,13 @@ impl Pipeline {
         }
         tracing::warn!("consumer still in use; leaving the group at process exit");
     }
+}
+
+/// A consumed record's headers as (name, value) pairs, the form the record contract reads.
+fn header_pairs<'m>(
+    m: &'m BorrowedMessage<'_>,
+) -> impl Iterator<Item = (&'m str, Option<&'m [u8]>)> {
+    m.headers()
+        .into_iter()
+        .flat_map(|hs| hs.iter().map(|h| (h.key, h.value)))
 }
