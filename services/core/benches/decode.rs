@@ -7,9 +7,20 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sck_core::json::{decode_with_serde_json, JsonDecoder};
+use sck_core::json::{push_payload, JsonDecoder, Payload};
 use sck_core::raw;
 use sck_core::reading::{Decoded, Limits};
+
+/// The same structs and validation as the decoder, parsed by serde_json instead of simd-json.
+fn decode_with_serde_json(
+    payload: &[u8],
+    limits: &Limits,
+    out: &mut Decoded,
+) -> Result<(), String> {
+    let parsed: Payload<'_> = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+    push_payload(&parsed, limits, out);
+    Ok(())
+}
 use sck_core::timestamp::format_utc;
 
 const SENSORS: [u32; 12] = [10, 14, 55, 56, 53, 58, 87, 88, 89, 112, 113, 114];

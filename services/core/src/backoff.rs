@@ -1,7 +1,7 @@
 //! Jittered exponential backoff, as a pure function so its bounds are tested without sleeping.
 //!
-//! Every retry loop of the services (MQTT reconnects, Kafka produce retries, later ClickHouse
-//! inserts) uses it so that many pods restarting at once do not hammer a broker in lockstep.
+//! Every retry loop of the services (MQTT reconnects, Kafka produce and dead-letter retries,
+//! ClickHouse inserts, migrations at start) uses it so that many pods restarting at once do not hammer a broker in lockstep.
 
 use std::time::Duration;
 

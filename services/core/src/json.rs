@@ -2,8 +2,8 @@
 //!
 //! Parsed with simd-json into borrowed serde structs whose leaf fields accept any JSON value
 //! ([`Field`]), so a wrong type in one reading is that reading's error, not the message's: only a
-//! payload that is not JSON or not of the `{"data":[…]}` shape is rejected whole. The structs are
-//! public so the benchmark can run the same path with serde_json for comparison.
+//! payload that is not JSON or not of the `{"data":[…]}` shape is rejected whole. The structs and
+//! [`push_payload`] are public so the benchmark can run the same path with serde_json.
 //!
 //! A payload the parser refuses as it is gets one more try, repaired the way the platform's
 //! original handler reads it ([`repair`]): non-ASCII bytes (a BOM, invalid UTF-8) dropped, and
@@ -248,7 +248,9 @@ impl JsonDecoder {
     }
 }
 
-/// The serde_json path for the same structs (benchmark comparison and tests).
+/// The serde_json path for the same structs, with the same repair fallback: the tests check that
+/// both parsers agree (the benchmark has its own copy; serde_json is a dev-dependency only).
+#[cfg(test)]
 pub fn decode_with_serde_json(
     payload: &[u8],
     limits: &Limits,

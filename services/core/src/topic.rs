@@ -56,13 +56,12 @@ impl fmt::Display for Kind {
     }
 }
 
-/// Where a topic leads: its kind, the device token (none for inventory) and whether it was
-/// relayed under `bridge/`.
+/// Where a topic leads: its kind and the device token (none for inventory). A topic relayed
+/// under `bridge/` routes like the same topic without it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route<'a> {
     pub kind: Kind,
     pub token: Option<&'a str>,
-    pub bridged: bool,
 }
 
 /// Why a topic could not be routed. [`RouteError::reason`] is the dead-letter reason label.
@@ -89,15 +88,11 @@ const INVENTORY: &str = "device/inventory";
 
 /// Routes an MQTT topic name (not a filter: wildcards are just characters here).
 pub fn route(topic: &str) -> Result<Route<'_>, RouteError> {
-    let (bridged, rest) = match topic.strip_prefix(BRIDGE_PREFIX) {
-        Some(rest) => (true, rest),
-        None => (false, topic),
-    };
+    let rest = topic.strip_prefix(BRIDGE_PREFIX).unwrap_or(topic);
     if rest == INVENTORY {
         return Ok(Route {
             kind: Kind::Inventory,
             token: None,
-            bridged,
         });
     }
     let rest = rest
@@ -117,7 +112,6 @@ pub fn route(topic: &str) -> Result<Route<'_>, RouteError> {
     Ok(Route {
         kind,
         token: Some(token),
-        bridged,
     })
 }
 
@@ -140,12 +134,8 @@ pub fn default_filters() -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn ok(kind: Kind, token: Option<&str>, bridged: bool) -> Result<Route<'_>, RouteError> {
-        Ok(Route {
-            kind,
-            token,
-            bridged,
-        })
+    fn ok(kind: Kind, token: Option<&str>) -> Result<Route<'_>, RouteError> {
+        Ok(Route { kind, token })
     }
 
     #[test]
@@ -153,38 +143,26 @@ mod tests {
         let cases = [
             (
                 "device/sck/aA1234/readings",
-                ok(Kind::Readings, Some("aA1234"), false),
+                ok(Kind::Readings, Some("aA1234")),
             ),
             (
                 "device/sck/aA1234/readings/raw",
-                ok(Kind::ReadingsRaw, Some("aA1234"), false),
+                ok(Kind::ReadingsRaw, Some("aA1234")),
             ),
-            (
-                "device/sck/aA1234/hello",
-                ok(Kind::Hello, Some("aA1234"), false),
-            ),
-            (
-                "device/sck/aA1234/info",
-                ok(Kind::Info, Some("aA1234"), false),
-            ),
-            ("device/inventory", ok(Kind::Inventory, None, false)),
+            ("device/sck/aA1234/hello", ok(Kind::Hello, Some("aA1234"))),
+            ("device/sck/aA1234/info", ok(Kind::Info, Some("aA1234"))),
+            ("device/inventory", ok(Kind::Inventory, None)),
             (
                 "bridge/device/sck/x9/readings",
-                ok(Kind::Readings, Some("x9"), true),
+                ok(Kind::Readings, Some("x9")),
             ),
             (
                 "bridge/device/sck/x9/readings/raw",
-                ok(Kind::ReadingsRaw, Some("x9"), true),
+                ok(Kind::ReadingsRaw, Some("x9")),
             ),
-            (
-                "bridge/device/sck/x9/hello",
-                ok(Kind::Hello, Some("x9"), true),
-            ),
-            (
-                "bridge/device/sck/x9/info",
-                ok(Kind::Info, Some("x9"), true),
-            ),
-            ("bridge/device/inventory", ok(Kind::Inventory, None, true)),
+            ("bridge/device/sck/x9/hello", ok(Kind::Hello, Some("x9"))),
+            ("bridge/device/sck/x9/info", ok(Kind::Info, Some("x9"))),
+            ("bridge/device/inventory", ok(Kind::Inventory, None)),
         ];
         for (topic, want) in cases {
             assert_eq!(route(topic), want, "{topic}");
