@@ -129,7 +129,7 @@ pub fn push_payload(payload: &Payload<'_>, limits: &Limits, out: &mut Decoded) {
                 format!("recorded_at is {}, not a string", describe(other)),
             )),
         };
-        let mut stamped = 0usize;
+        let mut stamped = false;
         for sensor in &entry.sensors {
             let id_text;
             let id = match &sensor.id {
@@ -142,15 +142,14 @@ pub fn push_payload(payload: &Payload<'_>, limits: &Limits, out: &mut Decoded) {
                     id_text = n.to_string();
                     IdInput::Other(&id_text)
                 }
-                Field::Str(s) if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) => s
-                    .parse::<u64>()
-                    .map(IdInput::Unsigned)
-                    .unwrap_or(IdInput::Other(s)),
-                Field::Str(s) if s.trim().is_empty() || s.trim().parse::<f64>().is_ok() => {
-                    id_text = format!("{s:?}");
-                    IdInput::Other(&id_text)
-                }
-                Field::Str(s) => IdInput::Key(s),
+                Field::Str(s) => match IdInput::digits(s) {
+                    Some(id) => id,
+                    None if s.trim().is_empty() || s.trim().parse::<f64>().is_ok() => {
+                        id_text = format!("{s:?}");
+                        IdInput::Other(&id_text)
+                    }
+                    None => IdInput::Key(s),
+                },
                 other => IdInput::Other(describe(other)),
             };
             let value = match &sensor.value {
@@ -161,14 +160,11 @@ pub fn push_payload(payload: &Payload<'_>, limits: &Limits, out: &mut Decoded) {
                 Field::Null => ValueInput::Null,
                 other => ValueInput::Other(describe(other)),
             };
-            if !matches!(value, ValueInput::Null) {
-                stamped += 1;
-            }
-            reading::push(out, &time, id, value);
+            stamped |= reading::push(out, &time, id, value);
         }
         // A timestamp that cannot be read is said even when it stamps no reading.
         let given = !matches!(entry.recorded_at, Field::Missing | Field::Null);
-        if let (true, Err(p), 0) = (given, &time, stamped) {
+        if let (true, Err(p), false) = (given, &time, stamped) {
             out.problems.push(p.clone());
         }
     }
@@ -212,12 +208,7 @@ impl JsonDecoder {
         limits: &Limits,
         out: &mut Decoded,
     ) -> Result<(), JsonError> {
-        self.buf.clear();
-        self.buf.extend_from_slice(payload);
-        let first = match simd_json::serde::from_slice_with_buffers::<Payload<'_>>(
-            &mut self.buf,
-            &mut self.buffers,
-        ) {
+        let first = match parse::<Payload<'_>>(&mut self.buf, &mut self.buffers, payload) {
             Ok(parsed) => {
                 push_payload(&parsed, limits, out);
                 return Ok(());
@@ -227,12 +218,9 @@ impl JsonDecoder {
         let Some((repaired, dropped)) = repair(payload) else {
             return Err(first);
         };
-        self.buf.clear();
-        self.buf.extend_from_slice(&repaired);
         // The first error says more about a payload that is broken either way.
         let parsed: Payload<'_> =
-            simd_json::serde::from_slice_with_buffers(&mut self.buf, &mut self.buffers)
-                .map_err(|_| first)?;
+            parse(&mut self.buf, &mut self.buffers, &repaired).map_err(|_| first)?;
         out.dropped_bytes += dropped;
         push_payload(&parsed, limits, out);
         Ok(())
@@ -240,12 +228,21 @@ impl JsonDecoder {
 
     /// Checks that a payload is JSON (info / inventory messages are stored as text).
     pub fn check(&mut self, payload: &[u8]) -> Result<(), JsonError> {
-        self.buf.clear();
-        self.buf.extend_from_slice(payload);
-        simd_json::serde::from_slice_with_buffers::<IgnoredAny>(&mut self.buf, &mut self.buffers)
+        parse::<IgnoredAny>(&mut self.buf, &mut self.buffers, payload)
             .map(|_| ())
             .map_err(|e| JsonError(e.to_string()))
     }
+}
+
+/// simd-json parses in place: `bytes` are copied into the kept buffer first.
+fn parse<'b, T: Deserialize<'b>>(
+    buf: &'b mut Vec<u8>,
+    buffers: &mut simd_json::Buffers,
+    bytes: &[u8],
+) -> Result<T, simd_json::Error> {
+    buf.clear();
+    buf.extend_from_slice(bytes);
+    simd_json::serde::from_slice_with_buffers(buf, buffers)
 }
 
 /// The serde_json path for the same structs, with the same repair fallback: the tests check that

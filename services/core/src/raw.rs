@@ -65,7 +65,7 @@ pub fn decode(payload: &[u8], limits: &Limits, out: &mut Decoded) -> Result<(), 
     })?;
     let body = Body { b, start, end };
 
-    let mut time: Option<(&str, usize)> = None;
+    let mut time: Option<&str> = None;
     for item in body.items() {
         if let Item::Time { value, at: t_at } = item {
             if time.is_some() {
@@ -75,26 +75,20 @@ pub fn decode(payload: &[u8], limits: &Limits, out: &mut Decoded) -> Result<(), 
                     found: Some(b't'),
                 });
             }
-            time = Some((value, t_at));
+            time = Some(value);
         }
     }
     let time_check = match time {
-        Some((value, _)) => reading::check_time(limits, value),
+        Some(value) => reading::check_time(limits, value),
         None => Err(reading::missing_timestamp("t pair")),
     };
 
-    let mut stamped = 0usize;
+    let mut stamped = false;
     for item in body.items() {
         match item {
             Item::Time { .. } => {}
             Item::Sensor { key, value, at: p } => {
-                let id = if !key.is_empty() && key.bytes().all(|c| c.is_ascii_digit()) {
-                    key.parse::<u64>()
-                        .map(IdInput::Unsigned)
-                        .unwrap_or(IdInput::Other(key))
-                } else {
-                    IdInput::Other(key)
-                };
+                let id = IdInput::digits(key).unwrap_or(IdInput::Other(key));
                 let value = if value == "null" {
                     ValueInput::Null
                 } else if is_decimal(value.as_bytes()) {
@@ -104,11 +98,8 @@ pub fn decode(payload: &[u8], limits: &Limits, out: &mut Decoded) -> Result<(), 
                 } else {
                     ValueInput::NotANumber(value)
                 };
-                if !matches!(value, ValueInput::Null) {
-                    stamped += 1;
-                }
                 let before = out.problems.len();
-                reading::push(out, &time_check, id, value);
+                stamped |= reading::push(out, &time_check, id, value);
                 // A problem of the pair itself (not of the shared timestamp) says where it is.
                 if let Some(p_last) = out.problems.get_mut(before) {
                     if matches!(
@@ -129,7 +120,7 @@ pub fn decode(payload: &[u8], limits: &Limits, out: &mut Decoded) -> Result<(), 
             )),
         }
     }
-    if let (Some(_), Err(p), 0) = (time, &time_check, stamped) {
+    if let (Some(_), Err(p), false) = (time, &time_check, stamped) {
         out.problems.push(p.clone());
     }
     Ok(())

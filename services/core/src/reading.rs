@@ -151,6 +151,21 @@ pub enum IdInput<'a> {
     Other(&'a str),
 }
 
+impl<'a> IdInput<'a> {
+    /// A sensor id written as digits (`"7"`, `"007"`): the number, or [`IdInput::Other`] when
+    /// it has too many digits. `None` when the text is not all digits.
+    pub fn digits(text: &'a str) -> Option<Self> {
+        if text.is_empty() || !text.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        Some(
+            text.parse::<u64>()
+                .map(IdInput::Unsigned)
+                .unwrap_or(IdInput::Other(text)),
+        )
+    }
+}
+
 /// A value as a parser found it, before the finiteness check.
 #[derive(Debug, Clone, Copy)]
 pub enum ValueInput<'a> {
@@ -207,8 +222,18 @@ pub fn missing_timestamp(what: &str) -> Problem {
     Problem::new(ErrorKind::MissingTimestamp, format!("no {what}"))
 }
 
-/// Validates one (timestamp, id, value) triple into `out`. A `null` value adds nothing.
-pub fn push(out: &mut Decoded, time: &TimeCheck, id: IdInput<'_>, value: ValueInput<'_>) {
+/// Validates one (timestamp, id, value) triple into `out`: a reading or a problem. A `null`
+/// value adds nothing. Returns whether the triple was stamped (its value was not `null`), so a
+/// parser can tell a timestamp that stamped nothing.
+pub fn push(out: &mut Decoded, time: &TimeCheck, id: IdInput<'_>, value: ValueInput<'_>) -> bool {
+    if matches!(value, ValueInput::Null) {
+        return false;
+    }
+    push_stamped(out, time, id, value);
+    true
+}
+
+fn push_stamped(out: &mut Decoded, time: &TimeCheck, id: IdInput<'_>, value: ValueInput<'_>) {
     let value = match value {
         ValueInput::Null => return,
         ValueInput::Number(v) if v.is_finite() => Ok(v),
@@ -222,37 +247,29 @@ pub fn push(out: &mut Decoded, time: &TimeCheck, id: IdInput<'_>, value: ValueIn
         ValueInput::NotANumber("") => Err("no value".to_string()),
         ValueInput::NotANumber(s) => Err(format!("value {s:?} is not a number")),
     };
-    let sensor_id = match id {
-        IdInput::Unsigned(n) => u32::try_from(n).map_err(|_| format!("sensor id {n}")),
-        IdInput::Key(_) | IdInput::Other(_) => Err(String::new()),
+    let not_u32 = |what: &dyn fmt::Display| {
+        Problem::new(
+            ErrorKind::InvalidSensorId,
+            format!("sensor id {what} is not an unsigned 32-bit integer"),
+        )
     };
-    let recorded_at = match (time, sensor_id.as_ref()) {
+    let sensor_id = match id {
+        IdInput::Unsigned(n) => u32::try_from(n).map_err(|_| not_u32(&n)),
+        IdInput::Other(s) => Err(not_u32(&s)),
+        IdInput::Key(key) => Err(Problem::new(
+            ErrorKind::UnknownSensorKey,
+            format!("sensor key {key:?} cannot be resolved to a sensor id (no sensor catalogue)"),
+        )),
+    };
+    // A timestamp problem comes first: it is the same for every reading it stamps.
+    let recorded_at = match (time, &sensor_id) {
         (Ok(t), _) => *t,
         (Err(p), Ok(id)) => return out.problems.push(p.clone().for_sensor(*id)),
         (Err(p), Err(_)) => return out.problems.push(p.clone()),
     };
-    let sensor_id = match (sensor_id, id) {
-        (Ok(id), _) => id,
-        (Err(_), IdInput::Key(key)) => {
-            return out.problems.push(Problem::new(
-                ErrorKind::UnknownSensorKey,
-                format!(
-                    "sensor key {key:?} cannot be resolved to a sensor id (no sensor catalogue)"
-                ),
-            ))
-        }
-        (Err(what), IdInput::Unsigned(_)) => {
-            return out.problems.push(Problem::new(
-                ErrorKind::InvalidSensorId,
-                format!("{what} is not an unsigned 32-bit integer"),
-            ))
-        }
-        (Err(_), IdInput::Other(s)) => {
-            return out.problems.push(Problem::new(
-                ErrorKind::InvalidSensorId,
-                format!("sensor id {s} is not an unsigned 32-bit integer"),
-            ))
-        }
+    let sensor_id = match sensor_id {
+        Ok(id) => id,
+        Err(p) => return out.problems.push(p),
     };
     match value {
         Ok(value) => out.readings.push(Reading {
