@@ -36,9 +36,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let config::Command::Decode(args) = &cfg.command {
-        return decode(args, cfg.max_future_secs);
-    }
+    // `decode` needs no async runtime; the others run on one.
+    let migrate_only = match &cfg.command {
+        config::Command::Decode(args) => return decode(args, cfg.max_future_secs),
+        config::Command::Migrate => true,
+        config::Command::Run => false,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -46,9 +49,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match cfg.command {
-        config::Command::Migrate => runtime.block_on(migrate(&cfg)).map(|_| ()),
-        config::Command::Run | config::Command::Decode(_) => runtime.block_on(run(cfg)),
+    let result = if migrate_only {
+        runtime.block_on(migrate(&cfg)).map(|_| ())
+    } else {
+        runtime.block_on(run(cfg))
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
