@@ -20,10 +20,11 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use sck_core::envelope::{envelope, Received};
+use sck_core::runtime::kafka::owned_headers;
 
 use crate::config::Args;
 use crate::payload::{sensor_ids, Device};
@@ -133,16 +134,9 @@ fn produce(args: &Args, spec: &Spec) -> anyhow::Result<u64> {
                 max_payload_bytes: usize::MAX,
             },
         );
-        let mut headers = OwnedHeaders::new_with_capacity(env.headers.len());
-        for (k, v) in &env.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v.as_str()),
-            });
-        }
         let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(&spec.topic)
             .payload(env.value)
-            .headers(headers);
+            .headers(owned_headers(&env.headers));
         if let Some(key) = env.key {
             record = record.key(key);
         }

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rumqttc::v5::mqttbytes::v5::Publish;
@@ -13,6 +12,7 @@ use sck_core::backoff::Backoff;
 use sck_core::clock::now_ms;
 use sck_core::envelope::{envelope, Destination, Envelope, Received};
 use sck_core::runtime::backoff_sleep;
+use sck_core::runtime::kafka::owned_headers;
 use sck_core::runtime::log_limit::LogLimiter;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
@@ -99,15 +99,9 @@ impl Forwarder {
         let topic = self.topics.name(env.destination);
         let mut attempt = 0;
         loop {
-            let mut headers = OwnedHeaders::new_with_capacity(env.headers.len());
-            for (k, v) in &env.headers {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: Some(v.as_str()),
-                });
-            }
-            let mut record: FutureRecord<'_, str, [u8]> =
-                FutureRecord::to(topic).payload(env.value).headers(headers);
+            let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic)
+                .payload(env.value)
+                .headers(owned_headers(&env.headers));
             if let Some(key) = env.key {
                 record = record.key(key);
             }

@@ -2,7 +2,6 @@
 //! bookkeeping and the consumer-lag gauge from librdkafka statistics), the dead-letter producer
 //! and the reachability probe behind `/readyz`.
 
-use sck_core::runtime::log_limit::LogLimiter;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,16 +12,15 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaResult;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::TopicPartitionList;
 use sck_core::backoff::Backoff;
 use sck_core::runtime::backoff_sleep;
+use sck_core::runtime::kafka::{client_properties, owned_headers};
+use sck_core::runtime::log_limit::LogLimiter;
 
 use crate::batch::DeadLetter;
-use sck_core::runtime::kafka::client_properties;
-
 use crate::config::Config;
 use crate::metrics::Metrics;
 
@@ -215,16 +213,9 @@ impl DeadLetterWriter {
 
     fn enqueue(&self, r: &DeadLetter) -> Result<DeliveryFuture, String> {
         // The headers come whole from sck_core::envelope::dead_letter_headers.
-        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
-        for (k, v) in &r.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v),
-            });
-        }
         let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic)
             .payload(&r.payload)
-            .headers(headers);
+            .headers(owned_headers(&r.headers));
         if let Some(k) = &r.key {
             record = record.key(k);
         }

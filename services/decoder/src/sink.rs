@@ -3,19 +3,18 @@
 //! table's INSERT failed, so a retry does not double anything (and if it did, the
 //! ReplacingMergeTree sorting keys collapse the duplicate).
 
-use crate::config::ClickHouseCompression;
-use sck_core::runtime::log_limit::LogLimiter;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use clickhouse::{Client, Row};
 use sck_core::backoff::Backoff;
 use sck_core::runtime::backoff_sleep;
+use sck_core::runtime::log_limit::LogLimiter;
 use sck_core::timestamp::year_month;
 use serde::{Serialize, Serializer};
 
 use crate::batch::Batch;
-use crate::config::Config;
+use crate::config::{ClickHouseCompression, Config};
 use crate::metrics::Metrics;
 
 /// `toYYYYMM` partitions per INSERT at most: newer servers refuse more

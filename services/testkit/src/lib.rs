@@ -720,7 +720,6 @@ pub struct BridgeRecord {
 /// `sck_core::envelope::envelope` (key = the routed token, also under `bridge/`; the bridge's
 /// headers), waiting until Kafka acknowledged every one.
 pub async fn produce_as_bridge(topic: &str, records: &[BridgeRecord]) {
-    use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &stack().kafka_brokers)
@@ -738,14 +737,9 @@ pub async fn produce_as_bridge(topic: &str, records: &[BridgeRecord]) {
         let mut pending = Vec::with_capacity(chunk.len());
         for r in chunk {
             let env = sck_core::envelope::envelope(&r.mqtt_topic, &r.payload, rx);
-            let mut headers = OwnedHeaders::new_with_capacity(env.headers.len());
-            for (k, v) in &env.headers {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: Some(v.as_str()),
-                });
-            }
-            let mut record = FutureRecord::to(topic).payload(env.value).headers(headers);
+            let mut record = FutureRecord::to(topic)
+                .payload(env.value)
+                .headers(sck_core::runtime::kafka::owned_headers(&env.headers));
             if let Some(key) = env.key {
                 record = record.key(key);
             }

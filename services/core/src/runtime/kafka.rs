@@ -58,6 +58,21 @@ pub struct KafkaSecurityArgs {
     pub kafka_ssl_ca_file: Option<PathBuf>,
 }
 
+/// A record's headers as rdkafka takes them: the envelope's (`(&str, String)`) as the bridge
+/// writes them, or a dead letter's (`(String, Vec<u8>)`), in order.
+pub fn owned_headers<K: AsRef<str>, V: AsRef<[u8]>>(
+    headers: &[(K, V)],
+) -> rdkafka::message::OwnedHeaders {
+    let mut owned = rdkafka::message::OwnedHeaders::new_with_capacity(headers.len());
+    for (k, v) in headers {
+        owned = owned.insert(rdkafka::message::Header {
+            key: k.as_ref(),
+            value: Some(v.as_ref()),
+        });
+    }
+    owned
+}
+
 /// A producer compression codec (librdkafka `compression.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KafkaCompression {
@@ -202,6 +217,17 @@ pub fn parse_properties(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owned_headers_keep_names_values_and_order() {
+        use rdkafka::message::Headers;
+        let h = owned_headers(&[("mqtt_topic", "t".to_string()), ("n", String::new())]);
+        let got: Vec<(&str, Option<&[u8]>)> = h.iter().map(|h| (h.key, h.value)).collect();
+        assert_eq!(
+            got,
+            vec![("mqtt_topic", Some(&b"t"[..])), ("n", Some(&b""[..]))]
+        );
+    }
 
     #[test]
     fn compression_codecs() {
