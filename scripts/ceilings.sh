@@ -140,8 +140,9 @@ $LT --rate "$BACKLOG_RATE" --duration "${backlog_secs}s" --ramp 0s --devices "$D
 lt_pid=$!
 set -e
 until grep -q '^published' "$OUT/drain.err" 2>/dev/null; do
-  kill -0 "$lt_pid" 2>/dev/null || die_msg="loadtest ended before publishing"
-  [ -n "${die_msg:-}" ] && { echo "$die_msg"; cat "$OUT/drain.err"; exit 1; }
+  if ! kill -0 "$lt_pid" 2>/dev/null; then
+    echo "the backlog loadtest ended before publishing:"; cat "$OUT/drain.err"; exit 1
+  fi
   sleep 0.2
 done
 queued=$(grep -o '^published [0-9]*' "$OUT/drain.err" | cut -d' ' -f2)
