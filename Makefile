@@ -41,7 +41,7 @@ integration-test:
 chart-test:
 	@scripts/check-deploy.sh
 
-# Regenerate k8s/overlays/dev/sck-ingest/chart.yaml after changing the chart or its dev values.
+# Regenerate deploy/k8s/overlays/dev/sck-ingest/chart.yaml after changing the chart or its dev values.
 k8s-render:
 	@scripts/check-deploy.sh k8s-render
 

@@ -17,9 +17,10 @@ cleanup() {
 }
 trap cleanup EXIT
 # The tests stop and start Kafka and kill bridges; they serialise themselves.
-cargo test --workspace --test '*' -- --test-threads=1
+cargo test --workspace --features sck-bridge/integration,sck-decoder/integration,sck-loadtest/integration \
+  --test '*' -- --test-threads=1
 scripts/stack.sh check-drops
 # The metric names dashboards, alerts and the autoscaler rely on: a fresh bridge and decoder must
-# serve exactly the names of the sample the chart checks use (charts/sck-ingest/tests/metrics).
+# serve exactly the names of the sample the chart checks use (deploy/charts/sck-ingest/tests/metrics).
 scripts/capture-metrics.sh target/metrics debug
 scripts/check-deploy.sh live-metrics target/metrics

@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use sck_core::runtime::kafka::{
+use sck_runtime::kafka::{
     parse_properties, KafkaCompression, KafkaSecurity, KafkaSecurityArgs, KafkaSettingsError,
     KafkaTopicsArgs,
 };
-use sck_core::runtime::telemetry::LogFormat;
-use sck_core::secret::Secret;
+use sck_runtime::secret::Secret;
+use sck_runtime::telemetry::LogFormat;
 
 /// Forwards Smart Citizen Kit MQTT messages to Kafka, at least once: a message is acknowledged
 /// to the MQTT broker only after Kafka has acknowledged its record.
@@ -219,7 +219,7 @@ impl Args {
         let suffix = self
             .mqtt_client_suffix
             .filter(|s| !s.is_empty())
-            .unwrap_or_else(sck_core::runtime::hostname);
+            .unwrap_or_else(sck_runtime::hostname);
         let client_id = format!("{client}-{suffix}");
 
         let mqtt_credentials = match (self.mqtt_username, self.mqtt_password) {

@@ -9,11 +9,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rumqttc::v5::mqttbytes::v5::Publish;
 use sck_core::backoff::Backoff;
-use sck_core::clock::now_ms;
 use sck_core::envelope::{envelope, Destination, Envelope, Received};
-use sck_core::runtime::backoff_sleep;
-use sck_core::runtime::kafka::owned_headers;
-use sck_core::runtime::log_limit::LogLimiter;
+use sck_runtime::backoff_sleep;
+use sck_runtime::clock::now_ms;
+use sck_runtime::kafka::owned_headers;
+use sck_runtime::log_limit::LogLimiter;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use crate::metrics::{Metrics, UNKNOWN_KIND};

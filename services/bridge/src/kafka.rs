@@ -14,9 +14,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, Producer};
-use sck_core::runtime::http::Readiness;
+use sck_runtime::http::Readiness;
 
-use sck_core::runtime::kafka::client_properties;
+use sck_runtime::kafka::client_properties;
 
 use crate::config::Config;
 use crate::metrics::Metrics;

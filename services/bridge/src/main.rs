@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use sck_core::backoff::Backoff;
-use sck_core::runtime::{http, shutdown_signal, telemetry};
+use sck_runtime::{http, shutdown_signal, telemetry};
 use tokio::sync::{watch, Semaphore};
 
 fn main() -> ExitCode {
@@ -105,9 +105,9 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         max_payload_bytes: cfg.max_payload_bytes,
         metrics: metrics.clone(),
         retry: Backoff::default(),
-        produce_warnings: sck_core::runtime::log_limit::LogLimiter::new(
-            std::time::Duration::from_secs(5),
-        ),
+        produce_warnings: sck_runtime::log_limit::LogLimiter::new(std::time::Duration::from_secs(
+            5,
+        )),
     });
     let intake = mqtt::Intake {
         client,

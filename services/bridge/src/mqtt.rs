@@ -21,8 +21,8 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use rumqttc::{Outgoing, Transport};
 use sck_core::backoff::Backoff;
-use sck_core::runtime::backoff_sleep;
-use sck_core::runtime::http::Readiness;
+use sck_runtime::backoff_sleep;
+use sck_runtime::http::Readiness;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;

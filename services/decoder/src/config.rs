@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use sck_core::runtime::kafka::{
+use sck_runtime::kafka::{
     parse_properties, KafkaSecurity, KafkaSecurityArgs, KafkaSettingsError, KafkaTopicsArgs,
 };
-use sck_core::runtime::telemetry::LogFormat;
-use sck_core::secret::Secret;
+use sck_runtime::secret::Secret;
+use sck_runtime::telemetry::LogFormat;
 
 /// Consumes the records sck-bridge wrote to Kafka, decodes both readings formats and the device
 /// events, and inserts them into ClickHouse in batches; Kafka offsets are committed only after

@@ -16,9 +16,9 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::TopicPartitionList;
 use sck_core::backoff::Backoff;
-use sck_core::runtime::backoff_sleep;
-use sck_core::runtime::kafka::{client_properties, owned_headers};
-use sck_core::runtime::log_limit::LogLimiter;
+use sck_runtime::backoff_sleep;
+use sck_runtime::kafka::{client_properties, owned_headers};
+use sck_runtime::log_limit::LogLimiter;
 
 use crate::batch::DeadLetter;
 use crate::config::Config;

@@ -21,8 +21,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use sck_core::backoff::Backoff;
-use sck_core::runtime::log_limit::LogLimiter;
-use sck_core::runtime::{hostname, http, shutdown_signal, telemetry};
+use sck_runtime::log_limit::LogLimiter;
+use sck_runtime::{hostname, http, shutdown_signal, telemetry};
 use tokio::sync::watch;
 
 fn main() -> ExitCode {
@@ -74,7 +74,7 @@ fn decode(args: &config::DecodeArgs, max_future_secs: i64) -> ExitCode {
             Ok(n) => n,
             Err(e) => return usage(&e),
         },
-        None => sck_core::clock::now_secs(),
+        None => sck_runtime::clock::now_secs(),
     };
     let limits = sck_core::reading::Limits {
         now,
@@ -148,7 +148,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), attempt, "migration failed; retrying");
-                    sck_core::runtime::backoff_sleep(&retry, attempt).await;
+                    sck_runtime::backoff_sleep(&retry, attempt).await;
                     attempt += 1;
                 }
             }

@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use sck_core::clock::{now_ms, now_secs};
 use sck_core::decode::{Decoder, Outcome};
 use sck_core::envelope::{bridge_reason, dead_letter_headers, RecordHeaders, Source};
 use sck_core::reading::{Decoded, Limits};
-use sck_core::runtime::log_limit::LogLimiter;
+use sck_runtime::clock::{now_ms, now_secs};
+use sck_runtime::log_limit::LogLimiter;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

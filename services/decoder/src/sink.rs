@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use clickhouse::{Client, Row};
 use sck_core::backoff::Backoff;
-use sck_core::runtime::backoff_sleep;
-use sck_core::runtime::log_limit::LogLimiter;
 use sck_core::timestamp::year_month;
+use sck_runtime::backoff_sleep;
+use sck_runtime::log_limit::LogLimiter;
 use serde::{Serialize, Serializer};
 
 use crate::batch::Batch;

@@ -1,0 +1,49 @@
+//! ClickHouse queries over HTTP for the tests' assertions.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::*;
+
+/// Runs a ClickHouse query over HTTP; the body (TabSeparated by default), or the error text.
+pub fn clickhouse(sql: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect(&stack().clickhouse_http).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "POST / HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{sql}",
+        sql.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
+    let code: u16 = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    if code == 200 {
+        Ok(body)
+    } else {
+        Err(format!("HTTP {code}: {body}"))
+    }
+}
+
+/// A query returning one number.
+pub fn clickhouse_count(sql: &str) -> u64 {
+    let out = clickhouse(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{sql}: not a number: {out:?}"))
+}
+
+/// Drops a test database.
+pub fn drop_database(db: &str) {
+    let _ = clickhouse(&format!("DROP DATABASE IF EXISTS {db}"));
+}

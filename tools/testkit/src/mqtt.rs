@@ -1,0 +1,137 @@
+//! MQTT from the tests' side: a QoS 1 publisher that waits for PUBACKs, the readings payloads
+//! of a run, and clearing persistent sessions.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+
+use crate::*;
+
+/// Ends a test's bridges: stops them and removes their MQTT sessions. Kafka topics are left in
+/// place: every test has its own uniquely named ones ([`Topics::unique`]), `make test` starts
+/// from a fresh tansu database, and tansu 0.6.0's DeleteTopics deletes *every* topic, so no test
+/// may call it.
+pub async fn retire(bridges: Vec<Bridge>) {
+    let ids: Vec<String> = bridges.iter().map(Bridge::client_id).collect();
+    drop(bridges);
+    forget_sessions(&ids).await;
+}
+
+/// Removes the broker's persistent sessions of these client ids, so dead test bridges do not
+/// keep a share of later tests' messages queued in Mosquitto.
+pub async fn forget_sessions(client_ids: &[String]) {
+    let s = stack();
+    for id in client_ids {
+        let mut o = MqttOptions::new(id, &s.mqtt_host, s.mqtt_port);
+        o.set_clean_session(true);
+        let (client, mut el) = AsyncClient::new(o, 10);
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match el.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = client.disconnect().await;
+                    }
+                    Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                    _ => {}
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// A QoS 1 publisher that counts the broker's PUBACKs.
+pub struct Publisher {
+    pub client: AsyncClient,
+    pub acked: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Publisher {
+    pub async fn connect() -> Publisher {
+        let s = stack();
+        let mut o = MqttOptions::new(unique("pub"), &s.mqtt_host, s.mqtt_port);
+        o.set_clean_session(true)
+            .set_inflight(200)
+            .set_max_packet_size(1 << 21, 1 << 21)
+            .set_keep_alive(Duration::from_secs(30));
+        let (client, mut el) = AsyncClient::new(o, 1000);
+        let acked = Arc::new(AtomicUsize::new(0));
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let counter = acked.clone();
+        let task = tokio::spawn(async move {
+            let mut ready = Some(ready_tx);
+            loop {
+                match el.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        if let Some(tx) = ready.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        eprintln!("publisher connection error: {e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), ready_rx)
+            .await
+            .expect("publisher connected in time")
+            .expect("publisher task alive");
+        Publisher {
+            client,
+            acked,
+            task,
+        }
+    }
+
+    pub async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("queue publish");
+    }
+
+    /// Waits until the broker acknowledged `n` publishes in total.
+    pub async fn wait_acked(&self, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.acked.load(Ordering::Relaxed) < n {
+            assert!(
+                Instant::now() < deadline,
+                "broker acked {} of {n} publishes",
+                self.acked.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Payload of test message `seq` of run `run` (a realistic JSON readings message).
+pub fn reading_payload(run: &str, seq: usize) -> String {
+    format!(
+        r#"{{"data":[{{"recorded_at":"2024-01-01 00:00:00","sensors":[{{"id":1,"value":{seq}}}]}}],"run":"{run}","seq":{seq}}}"#
+    )
+}
+
+/// The `seq` of a payload made by [`reading_payload`] for this run, if it is one.
+pub fn seq_of(run: &str, payload: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(payload).ok()?;
+    if !text.contains(&format!(r#""run":"{run}""#)) {
+        return None;
+    }
+    let rest = text.split(r#""seq":"#).nth(1)?;
+    rest.trim_end_matches('}').parse().ok()
+}
