@@ -39,11 +39,11 @@ integration-test:
 # Helm chart lint/render/validate per toggle, promtool rules + tests, kubectl kustomize of each
 # overlay, dashboard metric names (no cluster needed; installs its tools into .tools/).
 chart-test:
-	@scripts/check-deploy.sh
+	@deploy/checks/run.sh
 
 # Regenerate deploy/k8s/overlays/dev/sck-ingest/chart.yaml after changing the chart or its dev values.
 k8s-render:
-	@scripts/check-deploy.sh k8s-render
+	@deploy/checks/run.sh k8s-render
 
 test: lint unit-test chart-test integration-test
 

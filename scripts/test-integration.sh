@@ -23,4 +23,4 @@ scripts/stack.sh check-drops
 # The metric names dashboards, alerts and the autoscaler rely on: a fresh bridge and decoder must
 # serve exactly the names of the sample the chart checks use (deploy/charts/sck-ingest/tests/metrics).
 scripts/capture-metrics.sh target/metrics debug
-scripts/check-deploy.sh live-metrics target/metrics
+deploy/checks/run.sh live-metrics target/metrics
