@@ -6,17 +6,21 @@
 //!   consumer-lag gauge from librdkafka statistics);
 //! - [`consumer`]: the consumer itself (manual commits only), leaving the group, and the
 //!   reachability probe behind `/readyz`;
-//! - [`dead_letter`]: the dead-letter producer and writer.
+//! - [`dead_letter`]: the dead-letter producer and writer, and [`produce_error`]: which of its
+//!   failures can pass on their own (retried with backoff) and which need an operator (retried
+//!   slowly, logged as errors).
 
 mod assignment;
 mod consumer;
 mod context;
 mod dead_letter;
+mod produce_error;
 
 pub use assignment::Assignment;
 pub use consumer::{consumer, leave_group, probe, DecoderConsumer};
 pub use context::Ctx;
 pub use dead_letter::{producer, DeadLetterWriter};
+pub use produce_error::FailureClass;
 
 use rdkafka::config::ClientConfig;
 use sck_runtime::kafka::client_properties;
