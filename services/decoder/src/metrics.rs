@@ -9,6 +9,8 @@ use sck_core::envelope::BRIDGE_REASONS;
 use sck_core::reading::ErrorKind;
 use sck_core::topic::Kind;
 
+use crate::kafka::FailureClass;
+
 /// Kind label of records read from the dead-letter topic.
 pub const KIND_DEAD_LETTER: &str = "dead_letter";
 /// Kind label of records whose topic header is missing or does not route.
@@ -33,6 +35,8 @@ pub struct Metrics {
     pub errors: IntCounterVec,
     /// Records written to the dead-letter topic, by reason.
     pub dead_lettered: IntCounterVec,
+    /// Failed dead-letter produce attempts (retried), by class: retryable or permanent.
+    pub dead_letter_failures: IntCounterVec,
     /// Rows per inserted batch (all tables).
     pub batch_rows: Histogram,
     /// Duration of one successful INSERT, by table.
@@ -84,6 +88,13 @@ impl Metrics {
                     "Records written to the dead-letter topic, by reason",
                 ),
                 &["reason"],
+            )?,
+            dead_letter_failures: IntCounterVec::new(
+                Opts::new(
+                    "sck_decoder_dead_letter_failures_total",
+                    "Failed dead-letter produce attempts (retried), by class: retryable or permanent",
+                ),
+                &["class"],
             )?,
             batch_rows: Histogram::with_opts(
                 HistogramOpts::new("sck_decoder_batch_rows", "Rows per inserted batch").buckets(
@@ -150,6 +161,7 @@ impl Metrics {
         r.register(Box::new(m.rows_inserted.clone()))?;
         r.register(Box::new(m.errors.clone()))?;
         r.register(Box::new(m.dead_lettered.clone()))?;
+        r.register(Box::new(m.dead_letter_failures.clone()))?;
         r.register(Box::new(m.batch_rows.clone()))?;
         r.register(Box::new(m.insert_seconds.clone()))?;
         r.register(Box::new(m.insert_errors.clone()))?;
@@ -174,6 +186,9 @@ impl Metrics {
         }
         for kind in [Kind::Readings, Kind::ReadingsRaw] {
             m.dropped_bytes.with_label_values(&[kind.as_str()]);
+        }
+        for class in FailureClass::ALL {
+            m.dead_letter_failures.with_label_values(&[class.as_str()]);
         }
         m.consumed.with_label_values(&[KIND_DEAD_LETTER]);
         m.consumed.with_label_values(&[KIND_UNKNOWN]);

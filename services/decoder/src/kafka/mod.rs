@@ -1,0 +1,37 @@
+//! The decoder's Kafka side, by concern:
+//!
+//! - [`assignment`]: the partitions this consumer owns and the revocation generation the main
+//!   loop reads (pure bookkeeping);
+//! - [`context`]: the consumer's librdkafka context (rebalance and commit callbacks, the
+//!   consumer-lag gauge from librdkafka statistics);
+//! - [`consumer`]: the consumer itself (manual commits only), leaving the group, and the
+//!   reachability probe behind `/readyz`;
+//! - [`dead_letter`]: the dead-letter producer and writer, and [`produce_error`]: which of its
+//!   failures can pass on their own (retried with backoff) and which need an operator (retried
+//!   slowly, logged as errors).
+
+mod assignment;
+mod consumer;
+mod context;
+mod dead_letter;
+mod produce_error;
+
+pub use assignment::Assignment;
+pub use consumer::{consumer, leave_group, probe, DecoderConsumer};
+pub use context::Ctx;
+pub use dead_letter::{producer, DeadLetterWriter};
+pub use produce_error::FailureClass;
+
+use rdkafka::config::ClientConfig;
+use sck_runtime::kafka::client_properties;
+
+use crate::config::Config;
+
+/// Brokers, client id and security, common to the consumer and the producer.
+fn client_config(cfg: &Config) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    for (k, v) in client_properties(&cfg.kafka_brokers, &cfg.client_id, &cfg.security) {
+        c.set(k, v);
+    }
+    c
+}

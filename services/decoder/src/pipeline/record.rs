@@ -1,0 +1,119 @@
+//! What one consumed Kafka record adds to the batch: its decoded rows and error rows, a dead
+//! letter when it has problems, one error row when it is the bridge's dead letter, or only its
+//! offset when it is the decoder's own dead letter. Counts it in the metrics by kind.
+
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use sck_core::decode::{Decoder, Outcome};
+use sck_core::envelope::{bridge_reason, dead_letter_headers, RecordHeaders, Source};
+use sck_core::reading::{Decoded, Format, Limits};
+use sck_runtime::clock::now_secs;
+
+use crate::batch::{Batch, DeadLetter, RecordMeta};
+use crate::metrics::{Metrics, KIND_DEAD_LETTER, KIND_UNKNOWN};
+
+/// Decodes records into a batch, reusing its buffers from one record to the next.
+pub struct RecordDecoder {
+    metrics: Metrics,
+    dlq_topic: String,
+    max_future_secs: i64,
+    decoder: Decoder,
+    decoded: Decoded,
+}
+
+impl RecordDecoder {
+    pub fn new(metrics: Metrics, dlq_topic: String, max_future_secs: i64) -> Self {
+        RecordDecoder {
+            metrics,
+            dlq_topic,
+            max_future_secs,
+            decoder: Decoder::default(),
+            decoded: Decoded::default(),
+        }
+    }
+
+    pub fn add(&mut self, batch: &mut Batch, m: &BorrowedMessage<'_>) {
+        let payload = m.payload().unwrap_or_default();
+        let headers = RecordHeaders::read(header_pairs(m));
+        let source = Source {
+            topic: m.topic(),
+            partition: m.partition(),
+            offset: m.offset(),
+        };
+        let meta = RecordMeta {
+            source,
+            mqtt_topic: headers.mqtt_topic.unwrap_or(""),
+            received_at_ms: headers
+                .received_at_ms
+                .or_else(|| m.timestamp().to_millis())
+                .unwrap_or(0),
+        };
+        if m.topic() == self.dlq_topic {
+            self.metrics
+                .consumed
+                .with_label_values(&[KIND_DEAD_LETTER])
+                .inc();
+            if headers.dead_lettered_by_decoder {
+                batch.add_skipped(meta.source);
+            } else {
+                let token = m
+                    .key()
+                    .and_then(|k| std::str::from_utf8(k).ok())
+                    .unwrap_or("");
+                let reason = bridge_reason(headers.error);
+                self.metrics.errors.with_label_values(&[reason]).inc();
+                batch.add_bridge_dead_letter(&meta, token, reason, payload);
+            }
+            return;
+        }
+        let limits = Limits {
+            now: now_secs(),
+            max_future_secs: self.max_future_secs,
+        };
+        let outcome = self
+            .decoder
+            .decode(headers.mqtt_topic, payload, &limits, &mut self.decoded);
+        let kind = match outcome {
+            Outcome::Readings { format, .. } => match format {
+                Format::Json => "readings",
+                Format::Raw => "readings_raw",
+            },
+            Outcome::Hello { .. } => "hello",
+            Outcome::Info { .. } => "info",
+            Outcome::Inventory => "inventory",
+            Outcome::Rejected { kind, .. } => kind.map_or(KIND_UNKNOWN, |k| k.as_str()),
+        };
+        self.metrics.consumed.with_label_values(&[kind]).inc();
+        if self.decoded.dropped_bytes > 0 {
+            self.metrics
+                .dropped_bytes
+                .with_label_values(&[kind])
+                .inc_by(self.decoded.dropped_bytes as u64);
+        }
+        for p in &self.decoded.problems {
+            self.metrics
+                .errors
+                .with_label_values(&[p.kind.as_str()])
+                .inc();
+        }
+        if batch.add(&meta, &outcome, &self.decoded, payload) {
+            let first = &self.decoded.problems[0];
+            let headers =
+                dead_letter_headers(header_pairs(m), first.kind.as_str(), &first.message, source);
+            batch.dead_letters.push(DeadLetter {
+                key: m.key().map(<[u8]>::to_vec),
+                payload: payload.to_vec(),
+                headers,
+                reason: first.kind.as_str(),
+            });
+        }
+    }
+}
+
+/// A consumed record's headers as (name, value) pairs, the form the record contract reads.
+fn header_pairs<'m>(
+    m: &'m BorrowedMessage<'_>,
+) -> impl Iterator<Item = (&'m str, Option<&'m [u8]>)> {
+    m.headers()
+        .into_iter()
+        .flat_map(|hs| hs.iter().map(|h| (h.key, h.value)))
+}
