@@ -7,6 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sck_core::encode::{self, Spaced, Utc};
 use sck_core::json::{push_payload, JsonDecoder, Payload};
 use sck_core::raw;
 use sck_core::reading::{Decoded, Limits};
@@ -21,7 +22,6 @@ fn decode_with_serde_json(
     push_payload(&parsed, limits, out);
     Ok(())
 }
-use sck_core::timestamp::format_utc;
 
 const SENSORS: [u32; 12] = [10, 14, 55, 56, 53, 58, 87, 88, 89, 112, 113, 114];
 const START: i64 = 1_700_000_000;
@@ -30,40 +30,36 @@ fn value(i: usize, j: usize) -> f64 {
     ((i * 37 + j * 11) % 1000) as f64 / 10.0 + 0.05
 }
 
+/// The time of entry `i`: a minute apart.
+fn recorded_at(i: usize) -> i64 {
+    START + i as i64 * 60
+}
+
+/// The 12 (sensor, value) pairs of entry `i`.
+fn values(i: usize) -> impl Iterator<Item = (u32, f64)> {
+    SENSORS
+        .iter()
+        .enumerate()
+        .map(move |(j, &id)| (id, value(i, j)))
+}
+
 /// The JSON form devices send: `entries` timestamps of 12 sensors each.
 fn json_payload(entries: usize) -> Vec<u8> {
-    let mut s = String::from("{\"data\":[");
-    for i in 0..entries {
-        if i > 0 {
-            s.push(',');
-        }
-        let t = format_utc(START + i as i64 * 60);
-        s.push_str(&format!(
-            "{{\"recorded_at\":\"{}\",\"sensors\":[",
-            &t[..19].replace('T', " ")
-        ));
-        for (j, id) in SENSORS.iter().enumerate() {
-            if j > 0 {
-                s.push(',');
-            }
-            s.push_str(&format!("{{\"id\":{id},\"value\":{}}}", value(i, j)));
-        }
-        s.push_str("]}");
-    }
-    s.push_str("]}");
-    s.into_bytes()
+    let mut out = Vec::new();
+    encode::json(
+        &mut out,
+        (0..entries).map(|i| (Spaced(recorded_at(i)), values(i))),
+    );
+    out
 }
 
 /// The raw form: one message per timestamp (the format has a single `t`).
 fn raw_payloads(entries: usize) -> Vec<Vec<u8>> {
     (0..entries)
         .map(|i| {
-            let mut s = format!("{{t:{}", format_utc(START + i as i64 * 60));
-            for (j, id) in SENSORS.iter().enumerate() {
-                s.push_str(&format!(",{id}:{}", value(i, j)));
-            }
-            s.push_str(",}");
-            s.into_bytes()
+            let mut out = Vec::new();
+            encode::raw(&mut out, Utc(recorded_at(i)), values(i));
+            out
         })
         .collect()
 }

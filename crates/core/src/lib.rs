@@ -7,6 +7,7 @@
 pub mod ascii;
 pub mod backoff;
 pub mod decode;
+pub mod encode;
 pub mod envelope;
 pub mod json;
 pub mod raw;

@@ -1,7 +1,10 @@
 //! Property tests.
 //!
 //! 1. Any valid payload we generate, in either format and in any of the allowed spellings,
-//!    decodes to exactly the readings it was generated from.
+//!    decodes to exactly the readings it was generated from. The payloads are written by
+//!    [`crate::encode`] (whose own round trip is tested there); only the spellings it writes
+//!    one way (where `t` stands, separators, padding, timestamps, quoted ids and values) are
+//!    made here.
 //! 2. No silent loss: any input at all (arbitrary bytes, near-payloads, valid payloads mutated)
 //!    that yields no reading yields at least one problem, unless it holds no reading at all.
 //!    Whether it holds one is decided by small oracles written independently of the parsers.
@@ -9,6 +12,7 @@
 use proptest::prelude::*;
 
 use crate::decode::Decoder;
+use crate::encode::{self, Spell};
 use crate::json::{decode_with_serde_json, repair, JsonDecoder};
 use crate::raw;
 use crate::reading::{self, Decoded, Limits, Reading};
@@ -100,7 +104,9 @@ fn expected(entries: &[(i64, Sensors)]) -> Vec<Reading> {
         .collect()
 }
 
-/// A valid raw message in any allowed spelling, and the readings it holds.
+/// A valid raw message in any allowed spelling, and the readings it holds. The pairs are
+/// written by [`encode::raw_pair`]; what is spelled here is only what [`encode::raw`] writes
+/// one way: where `t` stands, separators, a pair glued to the `Z`, padding, the timestamp.
 fn raw_message() -> impl Strategy<Value = (String, Vec<Reading>)> {
     (
         0i64..=LIMITS.now,
@@ -116,71 +122,99 @@ fn raw_message() -> impl Strategy<Value = (String, Vec<Reading>)> {
         prop::sample::select(vec!["", " ", "\n", " \t ", "\0", "\r\n\0"]),
     )
         .prop_map(|(t, style, sensors, t_at, seps, trailing, glue, pad)| {
-            let mut pairs: Vec<String> = sensors
-                .iter()
-                .map(|(id, v)| match v {
-                    Some(v) => format!("{id}:{v}"),
-                    None => format!("{id}:null"),
-                })
-                .collect();
-            let at = t_at.index(pairs.len() + 1);
+            let at = t_at.index(sensors.len() + 1);
             let time = spell(t, style, false);
             // A pair may be glued to the timestamp's Z, as the firmware sometimes writes it.
-            let glued = glue && time.ends_with(['Z', 'z']) && at < pairs.len();
-            pairs.insert(at, format!("t:{time}"));
-            let mut s = format!("{pad}{{{}", pad.replace('\0', ""));
-            for (i, p) in pairs.iter().enumerate() {
+            let glued = glue && time.ends_with(['Z', 'z']) && at < sensors.len();
+            let mut s = format!("{pad}{{{}", pad.replace('\0', "")).into_bytes();
+            let mut pairs = sensors.iter().copied();
+            for i in 0..=sensors.len() {
                 if i > 0 && !(glued && i == at + 1) {
-                    s.push_str(seps[i - 1]);
+                    s.extend_from_slice(seps[i - 1].as_bytes());
                 }
-                s.push_str(p);
+                if i == at {
+                    encode::raw_pair(&mut s, "t", &time);
+                } else if let Some((id, v)) = pairs.next() {
+                    encode::raw_pair(&mut s, id, v);
+                }
             }
             if trailing {
-                s.push(',');
+                s.push(b',');
             }
-            s.push_str(&format!("{}}}{pad}", pad.replace('\0', "")));
-            (s, expected(&[(t, sensors)]))
+            s.extend_from_slice(format!("{}}}{pad}", pad.replace('\0', "")).as_bytes());
+            (text(s), expected(&[(t, sensors)]))
         })
 }
 
-/// A valid JSON message in any allowed spelling, and the readings it holds.
+/// Generated payloads as text, so that failures show them readably.
+fn text(payload: Vec<u8>) -> String {
+    String::from_utf8(payload).expect("generated payloads are UTF-8")
+}
+
+/// A sensor id as a number, or as a string of digits (`"007"`).
+struct Id(u32, bool);
+
+impl Spell for Id {
+    fn spell(&self, out: &mut Vec<u8>) {
+        match self {
+            Id(id, true) => out.extend_from_slice(format!("\"{id:03}\"").as_bytes()),
+            Id(id, false) => id.spell(out),
+        }
+    }
+}
+
+/// How a JSON message spells its values: plain decimals (`21`, as [`encode`] writes them),
+/// floats (`21.0`, as serde_json writes them), or strings holding a number (`"48.45"`).
+#[derive(Debug, Clone, Copy)]
+enum Form {
+    Plain,
+    Float,
+    Text,
+}
+
+/// A value in one of the [`Form`]s; `null` in all of them.
+struct Value(Option<f64>, Form);
+
+impl Spell for Value {
+    fn spell(&self, out: &mut Vec<u8>) {
+        match *self {
+            Value(None, _) | Value(Some(_), Form::Plain) => self.0.spell(out),
+            Value(Some(v), Form::Float) => out.extend_from_slice(format!("{v:?}").as_bytes()),
+            Value(Some(v), Form::Text) => {
+                out.push(b'"');
+                v.spell(out);
+                out.push(b'"');
+            }
+        }
+    }
+}
+
+/// A valid JSON message in any allowed spelling, and the readings it holds. Written by
+/// [`encode::json`]; spelled here: timestamps, ids given as strings, values in any [`Form`].
 fn json_message() -> impl Strategy<Value = (String, Vec<Reading>)> {
     (
         prop::collection::vec((0i64..=LIMITS.now, style(), sensors()), 0..5),
-        any::<bool>(),
+        prop::sample::select(vec![Form::Plain, Form::Float, Form::Text]),
         any::<bool>(),
     )
-        .prop_map(|(entries, text_values, text_ids)| {
-            let mut data = Vec::new();
-            for (t, style, sensors) in &entries {
-                let sensors: Vec<serde_json::Value> = sensors
-                    .iter()
-                    .map(|(id, v)| {
-                        let value = match v {
-                            None => serde_json::Value::Null,
-                            Some(v) if text_values => serde_json::Value::String(v.to_string()),
-                            Some(v) => serde_json::json!(v),
-                        };
-                        let id = if text_ids {
-                            serde_json::json!(format!("{id:03}"))
-                        } else {
-                            serde_json::json!(id)
-                        };
-                        serde_json::json!({"id": id, "value": value})
-                    })
-                    .collect();
-                data.push(
-                    serde_json::json!({"recorded_at": spell(*t, *style, true), "sensors": sensors}),
-                );
-            }
-            let payload = serde_json::json!({"data": data}).to_string();
+        .prop_map(|(entries, form, text_ids)| {
+            let mut payload = Vec::new();
+            encode::json(
+                &mut payload,
+                entries.iter().map(|(t, style, sensors)| {
+                    let pairs = sensors
+                        .iter()
+                        .map(move |&(id, v)| (Id(id, text_ids), Value(v, form)));
+                    (spell(*t, *style, true), pairs)
+                }),
+            );
             let want = expected(
                 &entries
                     .iter()
                     .map(|(t, _, s)| (*t, s.clone()))
                     .collect::<Vec<_>>(),
             );
-            (payload, want)
+            (text(payload), want)
         })
 }
 

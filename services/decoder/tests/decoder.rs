@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use sck_core::timestamp::format_utc;
+use sck_core::encode::{self, Spaced, Utc};
 use sck_testkit::*;
 
 /// A test's own topics, group and database, cleaned up on drop.
@@ -84,14 +84,12 @@ fn raw_records(run: &str, devices: usize, messages: usize) -> Vec<BridgeRecord> 
         .map(|i| {
             let device = i % devices;
             let t = start + (i / devices) as i64;
-            let mut p = format!("{{t:{}", format_utc(t));
-            for s in 1..=SENSORS {
-                p.push_str(&format!(",{s}:{}.{}", i, s));
-            }
-            p.push('}');
+            let mut payload = Vec::new();
+            let values = (1..=SENSORS).map(|s| (s, i as f64 + f64::from(s) / 100.0));
+            encode::raw(&mut payload, Utc(t), values);
             BridgeRecord {
                 mqtt_topic: format!("device/sck/{run}d{device}/readings/raw"),
-                payload: p.into_bytes(),
+                payload,
             }
         })
         .collect()
@@ -143,23 +141,21 @@ fn mqtt_to_clickhouse_end_to_end() {
         let n = 400usize;
         for i in 0..n {
             let device = format!("{run}d{}", i % 20);
-            let t = format_utc(1_700_000_000 + (i / 20) as i64);
-            if i % 2 == 0 {
-                publisher
-                    .publish(
-                        &format!("device/sck/{device}/readings/raw"),
-                        format!("{{t:{t},1:{i},2:-{i}.5,3:null}}"),
-                    )
-                    .await;
+            let t = 1_700_000_000 + (i / 20) as i64;
+            let x = i as f64;
+            let mut payload = Vec::new();
+            let topic = if i % 2 == 0 {
+                encode::raw(
+                    &mut payload,
+                    Utc(t),
+                    [(1, Some(x)), (2, Some(-x - 0.5)), (3, None)],
+                );
+                format!("device/sck/{device}/readings/raw")
             } else {
-                let ts = t.replace('T', " ").replace('Z', "");
-                publisher
-                    .publish(
-                        &format!("device/sck/{device}/readings"),
-                        format!(r#"{{"data":[{{"recorded_at":"{ts}","sensors":[{{"id":1,"value":{i}}},{{"id":2,"value":-{i}.5}}]}}]}}"#),
-                    )
-                    .await;
-            }
+                encode::json(&mut payload, [(Spaced(t), [(1, x), (2, -x - 0.5)])]);
+                format!("device/sck/{device}/readings")
+            };
+            publisher.publish(&topic, payload).await;
         }
         publisher
             .wait_acked(examples.len() + n, Duration::from_secs(60))

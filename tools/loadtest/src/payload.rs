@@ -3,9 +3,10 @@
 //! Every reading of a run is unique by (token, sensor, recorded_at): each device steps its
 //! `recorded_at` by one second per reading timestamp, from a start in the recent past, so stored
 //! counts are exact and a collapsed duplicate can never be mistaken for a loss. Pure and
-//! deterministic given the random source, so it is unit-tested against the real decoders.
+//! deterministic given the random source, so it is unit-tested against the real decoders. The
+//! bytes come from `sck_core::encode`, the writer kept beside the parsers.
 
-use sck_core::timestamp::format_utc;
+use sck_core::encode::{self, Spaced, Utc};
 
 /// The sensor ids of a Smart Citizen Kit 2.1 (temperature, humidity, noise, PM, …), cycled
 /// when a run asks for more sensors.
@@ -50,35 +51,22 @@ impl Device {
     /// The next message: raw (one timestamp) or JSON with `entries` timestamps.
     pub fn next_message(&mut self, sensors: &[u32], raw: bool, entries: usize) -> Message {
         let entries = if raw { 1 } else { entries.max(1) };
-        let mut payload = String::with_capacity(64 + sensors.len() * 24 * entries);
+        let mut payload = Vec::with_capacity(64 + sensors.len() * 24 * entries);
         let first_t = self.next_t;
+        let this = &*self;
+        let values = |e: usize| {
+            sensors
+                .iter()
+                .enumerate()
+                .map(move |(j, &id)| (id, this.value(j, e)))
+        };
         if raw {
-            payload.push_str(&format!("{{t:{}", format_utc(first_t)));
-            for (j, id) in sensors.iter().enumerate() {
-                payload.push_str(&format!(",{id}:{}", self.value(j, 0)));
-            }
-            payload.push_str(",}");
+            encode::raw(&mut payload, Utc(first_t), values(0));
         } else {
-            payload.push_str("{\"data\":[");
-            for e in 0..entries {
-                if e > 0 {
-                    payload.push(',');
-                }
-                let t = format_utc(first_t + e as i64);
-                payload.push_str(&format!(
-                    "{{\"recorded_at\":\"{} {}\",\"sensors\":[",
-                    &t[..10],
-                    &t[11..19]
-                ));
-                for (j, id) in sensors.iter().enumerate() {
-                    if j > 0 {
-                        payload.push(',');
-                    }
-                    payload.push_str(&format!("{{\"id\":{id},\"value\":{}}}", self.value(j, e)));
-                }
-                payload.push_str("]}");
-            }
-            payload.push_str("]}");
+            encode::json(
+                &mut payload,
+                (0..entries).map(|e| (Spaced(first_t + e as i64), values(e))),
+            );
         }
         self.next_t += entries as i64;
         self.seq += 1;
@@ -88,7 +76,7 @@ impl Device {
                 self.token,
                 if raw { "/raw" } else { "" }
             ),
-            payload: payload.into_bytes(),
+            payload,
             readings: sensors.len() * entries,
             last_t: self.next_t - 1,
             raw,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use sck_core::encode::{self, Spaced};
 
 use crate::*;
 
@@ -119,11 +120,15 @@ impl Drop for Publisher {
     }
 }
 
-/// Payload of test message `seq` of run `run` (a realistic JSON readings message).
-pub fn reading_payload(run: &str, seq: usize) -> String {
-    format!(
-        r#"{{"data":[{{"recorded_at":"2024-01-01 00:00:00","sensors":[{{"id":1,"value":{seq}}}]}}],"run":"{run}","seq":{seq}}}"#
-    )
+/// Payload of test message `seq` of run `run`: a realistic JSON readings message (sensor 1
+/// reads `seq` at 2024-01-01 00:00:00) marked with `"run"` and `"seq"` fields after `data`,
+/// which the decoder ignores and [`seq_of`] reads back.
+pub fn reading_payload(run: &str, seq: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    encode::json(&mut out, [(Spaced(1_704_067_200), [(1, seq as f64)])]);
+    out.pop(); // the message's closing brace: the markers go inside it
+    out.extend_from_slice(format!(r#","run":"{run}","seq":{seq}}}"#).as_bytes());
+    out
 }
 
 /// The `seq` of a payload made by [`reading_payload`] for this run, if it is one.
