@@ -9,7 +9,7 @@
 
 mod filter;
 
-pub use filter::{check_filter, FilterError, MAX_FILTER_BYTES};
+pub use filter::{check_filter, check_share_group, FilterError, MAX_FILTER_BYTES};
 
 use std::fmt;
 

@@ -38,14 +38,20 @@ pub fn check_filter(filter: &str) -> Result<(), FilterError> {
     let plain = match filter.strip_prefix(SHARE_PREFIX) {
         Some(rest) => {
             let (group, inner) = rest.split_once('/').ok_or(FilterError::ShareGroup)?;
-            if group.is_empty() || group.contains(['+', '#']) {
-                return Err(FilterError::ShareGroup);
-            }
+            check_share_group(group)?;
             inner
         }
         None => filter,
     };
     check_plain(plain)
+}
+
+/// Checks the `<group>` of `$share/<group>/<filter>`: not empty, no `/`, `+` or `#`.
+pub fn check_share_group(group: &str) -> Result<(), FilterError> {
+    if group.is_empty() || group.contains(['/', '+', '#']) {
+        return Err(FilterError::ShareGroup);
+    }
+    Ok(())
 }
 
 /// A filter without a `$share/<group>/` prefix.
@@ -123,6 +129,19 @@ mod tests {
             ("$share/g/a+", SingleLevelWildcard),
         ] {
             assert_eq!(check_filter(f), Err(want), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn share_groups() {
+        assert_eq!(check_share_group("sck-bridge"), Ok(()));
+        assert_eq!(check_share_group("$g.1"), Ok(()));
+        for bad in ["", "a/b", "g+", "#"] {
+            assert_eq!(
+                check_share_group(bad),
+                Err(FilterError::ShareGroup),
+                "{bad}"
+            );
         }
     }
 
