@@ -45,7 +45,16 @@ chart-test:
 k8s-render:
 	@deploy/checks/run.sh k8s-render
 
-test: lint unit-test chart-test integration-test
+# docs/settings.md from the binaries' clap definitions (scripts/settings-docs.sh).
+.PHONY: settings-docs settings-check
+settings-docs:
+	@scripts/settings-docs.sh
+
+# docs/settings.md up to date; the chart's env vars and values.yaml defaults match the clap settings.
+settings-check:
+	@scripts/check-settings.sh
+
+test: lint unit-test settings-check chart-test integration-test
 
 bench:
 	cargo bench -p sck-core --bench decode

@@ -5,7 +5,11 @@
 //!
 //! Accepted topics, each optionally under a `bridge/` prefix (relayed devices):
 //! `device/sck/<token>/readings`, `device/sck/<token>/readings/raw`, `device/sck/<token>/hello`,
-//! `device/sck/<token>/info` and `device/inventory`.
+//! `device/sck/<token>/info` and `device/inventory`. [`filter`] checks subscription filters.
+
+mod filter;
+
+pub use filter::{check_filter, check_share_group, FilterError, MAX_FILTER_BYTES};
 
 use std::fmt;
 

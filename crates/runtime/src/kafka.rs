@@ -1,62 +1,10 @@
-//! Kafka settings both services take the same way: the three topics, security (TLS, SASL) and
-//! the `key=value;…` librdkafka property overrides. Flattened into each service's clap `Args`, so
-//! the env vars, defaults, `--help` lines and validation rules cannot drift apart. Returns plain
-//! `(property, value)` pairs: the services hand them to librdkafka.
+//! Kafka client pieces every binary builds the same way: the librdkafka properties of validated
+//! settings (brokers, client id, reconnect backoff, security) as plain `(property, value)` pairs
+//! the binaries hand to librdkafka, and a record's headers in rdkafka's form. The settings
+//! themselves (clap `Args`) are declared in [`crate::settings::kafka`].
 
 use crate::secret::Secret;
 use std::path::PathBuf;
-
-/// The pipeline's three topics (`#[command(flatten)]` into a service's arguments): the bridge
-/// writes and the decoder reads them, so one definition keeps their names and defaults equal.
-#[derive(Debug, Clone, clap::Args)]
-pub struct KafkaTopicsArgs {
-    /// Topic of both readings formats.
-    #[arg(long, env = "KAFKA_READINGS_TOPIC", default_value = "sck.readings")]
-    pub kafka_readings_topic: String,
-
-    /// Topic of hello / info / inventory messages.
-    #[arg(long, env = "KAFKA_EVENTS_TOPIC", default_value = "sck.device-events")]
-    pub kafka_events_topic: String,
-
-    /// Dead-letter topic (records carry an `error` header with the reason).
-    #[arg(long, env = "KAFKA_DLQ_TOPIC", default_value = "sck.dead-letter")]
-    pub kafka_dlq_topic: String,
-}
-
-impl KafkaTopicsArgs {
-    /// Each topic with the variable that sets it, for the services' start-up checks.
-    pub fn named(&self) -> [(&'static str, &String); 3] {
-        [
-            ("KAFKA_READINGS_TOPIC", &self.kafka_readings_topic),
-            ("KAFKA_EVENTS_TOPIC", &self.kafka_events_topic),
-            ("KAFKA_DLQ_TOPIC", &self.kafka_dlq_topic),
-        ]
-    }
-}
-
-/// Kafka TLS / SASL settings (`#[command(flatten)]` into a service's arguments).
-#[derive(Debug, Clone, clap::Args)]
-pub struct KafkaSecurityArgs {
-    /// Kafka security.protocol: plaintext, ssl, sasl_plaintext or sasl_ssl.
-    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL", default_value = "plaintext")]
-    pub kafka_security_protocol: String,
-
-    /// SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when SASL is used.
-    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
-    pub kafka_sasl_mechanism: Option<String>,
-
-    /// SASL username.
-    #[arg(long, env = "KAFKA_SASL_USERNAME")]
-    pub kafka_sasl_username: Option<String>,
-
-    /// SASL password (never logged).
-    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
-    pub kafka_sasl_password: Option<Secret>,
-
-    /// PEM file of the CA for Kafka TLS [default: the system's roots].
-    #[arg(long, env = "KAFKA_SSL_CA_FILE")]
-    pub kafka_ssl_ca_file: Option<PathBuf>,
-}
 
 /// A record's headers as rdkafka takes them: the envelope's (`(&str, String)`) as the bridge
 /// writes them, or a dead letter's (`(String, Vec<u8>)`), in order.
@@ -73,45 +21,6 @@ pub fn owned_headers<K: AsRef<str>, V: AsRef<[u8]>>(
     owned
 }
 
-/// A producer compression codec (librdkafka `compression.type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KafkaCompression {
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
-}
-
-impl KafkaCompression {
-    /// Every codec, as its setting value.
-    pub const ALL: [KafkaCompression; 5] = [
-        KafkaCompression::None,
-        KafkaCompression::Gzip,
-        KafkaCompression::Snappy,
-        KafkaCompression::Lz4,
-        KafkaCompression::Zstd,
-    ];
-
-    /// The value of the setting and of librdkafka's `compression.type`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KafkaCompression::None => "none",
-            KafkaCompression::Gzip => "gzip",
-            KafkaCompression::Snappy => "snappy",
-            KafkaCompression::Lz4 => "lz4",
-            KafkaCompression::Zstd => "zstd",
-        }
-    }
-
-    /// Reads a setting value, case-insensitively.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|c| c.as_str().eq_ignore_ascii_case(s.trim()))
-    }
-}
-
 /// Validated Kafka connection security (the password prints as `[redacted]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaSecurity {
@@ -120,43 +29,6 @@ pub struct KafkaSecurity {
     pub sasl_username: Option<String>,
     pub sasl_password: Option<Secret>,
     pub ssl_ca_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KafkaSettingsError {
-    #[error("KAFKA_SECURITY_PROTOCOL must be one of plaintext, ssl, sasl_plaintext, sasl_ssl; got `{0}`")]
-    BadSecurityProtocol(String),
-    #[error(
-        "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with {0}"
-    )]
-    SaslIncomplete(String),
-    #[error("{0} entry `{1}` is not key=value")]
-    BadProperty(&'static str, String),
-}
-
-impl KafkaSecurityArgs {
-    pub fn validate(self) -> Result<KafkaSecurity, KafkaSettingsError> {
-        let protocol = self.kafka_security_protocol.to_ascii_lowercase();
-        if !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"].contains(&protocol.as_str()) {
-            return Err(KafkaSettingsError::BadSecurityProtocol(
-                self.kafka_security_protocol,
-            ));
-        }
-        if protocol.starts_with("sasl")
-            && (self.kafka_sasl_mechanism.is_none()
-                || self.kafka_sasl_username.is_none()
-                || self.kafka_sasl_password.is_none())
-        {
-            return Err(KafkaSettingsError::SaslIncomplete(protocol));
-        }
-        Ok(KafkaSecurity {
-            protocol,
-            sasl_mechanism: self.kafka_sasl_mechanism,
-            sasl_username: self.kafka_sasl_username,
-            sasl_password: self.kafka_sasl_password,
-            ssl_ca_file: self.kafka_ssl_ca_file,
-        })
-    }
 }
 
 impl KafkaSecurity {
@@ -197,23 +69,6 @@ pub fn client_properties(
     p
 }
 
-/// Parses `key=value` entries (already split at `;`) of the env var `name`; blanks are skipped.
-pub fn parse_properties(
-    name: &'static str,
-    entries: &[String],
-) -> Result<Vec<(String, String)>, KafkaSettingsError> {
-    let mut out = Vec::new();
-    for e in entries.iter().filter(|e| !e.trim().is_empty()) {
-        match e.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => {
-                out.push((k.trim().to_string(), v.trim().to_string()))
-            }
-            _ => return Err(KafkaSettingsError::BadProperty(name, e.clone())),
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,45 +84,25 @@ mod tests {
         );
     }
 
-    #[test]
-    fn compression_codecs() {
-        assert_eq!(KafkaCompression::parse("LZ4"), Some(KafkaCompression::Lz4));
-        assert_eq!(
-            KafkaCompression::parse(" zstd"),
-            Some(KafkaCompression::Zstd)
-        );
-        assert_eq!(KafkaCompression::parse("brotli"), None);
-        for c in KafkaCompression::ALL {
-            assert_eq!(KafkaCompression::parse(c.as_str()), Some(c));
-        }
-    }
-
-    fn args(protocol: &str) -> KafkaSecurityArgs {
-        KafkaSecurityArgs {
-            kafka_security_protocol: protocol.into(),
-            kafka_sasl_mechanism: None,
-            kafka_sasl_username: None,
-            kafka_sasl_password: None,
-            kafka_ssl_ca_file: None,
+    fn security(protocol: &str) -> KafkaSecurity {
+        KafkaSecurity {
+            protocol: protocol.into(),
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            ssl_ca_file: None,
         }
     }
 
     #[test]
-    fn protocols_and_sasl_completeness() {
-        assert_eq!(
-            args("tls").validate(),
-            Err(KafkaSettingsError::BadSecurityProtocol("tls".into()))
-        );
-        assert_eq!(
-            args("SASL_SSL").validate(),
-            Err(KafkaSettingsError::SaslIncomplete("sasl_ssl".into()))
-        );
-        let mut a = args("SASL_SSL");
-        a.kafka_sasl_mechanism = Some("SCRAM-SHA-512".into());
-        a.kafka_sasl_username = Some("u".into());
-        a.kafka_sasl_password = Some("secret".into());
-        a.kafka_ssl_ca_file = Some("/etc/ca.pem".into());
-        let s = a.validate().expect("valid");
+    fn security_properties() {
+        let s = KafkaSecurity {
+            sasl_mechanism: Some("SCRAM-SHA-512".into()),
+            sasl_username: Some("u".into()),
+            sasl_password: Some("secret".into()),
+            ssl_ca_file: Some("/etc/ca.pem".into()),
+            ..security("sasl_ssl")
+        };
         assert_eq!(
             s.properties(),
             vec![
@@ -282,7 +117,7 @@ mod tests {
             !format!("{s:?}").contains("secret"),
             "Debug must not show the password"
         );
-        let plain = args("plaintext").validate().expect("valid");
+        let plain = security("plaintext");
         assert_eq!(
             plain.properties(),
             vec![("security.protocol", "plaintext".to_string())]
@@ -294,19 +129,5 @@ mod tests {
             all.last(),
             Some(&("security.protocol", "plaintext".to_string()))
         );
-    }
-
-    #[test]
-    fn properties_parse() {
-        let e = vec![" a.b = 1".to_string(), "".to_string(), "c=".to_string()];
-        assert_eq!(
-            parse_properties("X", &e),
-            Ok(vec![("a.b".into(), "1".into()), ("c".into(), "".into())])
-        );
-        assert_eq!(
-            parse_properties("X", &["novalue".to_string()]),
-            Err(KafkaSettingsError::BadProperty("X", "novalue".into()))
-        );
-        assert!(parse_properties("X", &["=v".to_string()]).is_err());
     }
 }

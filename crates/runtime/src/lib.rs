@@ -9,6 +9,7 @@ pub mod http;
 pub mod kafka;
 pub mod log_limit;
 pub mod secret;
+pub mod settings;
 pub mod telemetry;
 
 use sck_core::backoff::Backoff;

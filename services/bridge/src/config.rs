@@ -9,12 +9,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use sck_runtime::kafka::{
-    parse_properties, KafkaCompression, KafkaSecurity, KafkaSecurityArgs, KafkaSettingsError,
-    KafkaTopicsArgs,
-};
+use sck_core::topic::{check_filter, check_share_group};
+use sck_runtime::kafka::KafkaSecurity;
 use sck_runtime::secret::Secret;
-use sck_runtime::telemetry::LogFormat;
+use sck_runtime::settings::docs::PrintSettingsArgs;
+use sck_runtime::settings::kafka::{
+    parse_properties, KafkaBrokersArgs, KafkaCompression, KafkaSecurityArgs, KafkaTopicsArgs,
+};
+use sck_runtime::settings::service::{Service, ServiceArgs};
+
+pub use sck_runtime::settings::ConfigError;
 
 /// Forwards Smart Citizen Kit MQTT messages to Kafka, at least once: a message is acknowledged
 /// to the MQTT broker only after Kafka has acknowledged its record.
@@ -92,20 +96,15 @@ pub struct Args {
     #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 10_000)]
     pub max_in_flight: usize,
 
-    /// On SIGTERM, how long to wait for outstanding Kafka acks before disconnecting, seconds.
-    #[arg(long, env = "DRAIN_TIMEOUT_SECS", default_value_t = 20)]
-    pub drain_timeout_secs: u64,
-
-    /// Kafka bootstrap servers, comma-separated host:port.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub kafka_brokers: String,
+    #[command(flatten)]
+    pub kafka_brokers: KafkaBrokersArgs,
 
     #[command(flatten)]
     pub kafka_topics: KafkaTopicsArgs,
 
     /// Producer compression codec: none, gzip, snappy, lz4 or zstd.
     #[arg(long, env = "KAFKA_COMPRESSION", default_value = "lz4")]
-    pub kafka_compression: String,
+    pub kafka_compression: KafkaCompression,
 
     /// Producer linger (batching delay), milliseconds.
     #[arg(long, env = "KAFKA_LINGER_MS", default_value_t = 5)]
@@ -135,13 +134,20 @@ pub struct Args {
     #[arg(long, env = "KAFKA_TOPIC_REPLICATION", default_value_t = 1)]
     pub kafka_topic_replication: i32,
 
-    /// Address of the /metrics, /healthz and /readyz endpoints.
-    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:9000")]
-    pub metrics_addr: SocketAddr,
+    #[command(flatten)]
+    pub service: ServiceArgs<Bridge>,
 
-    /// Log format: text or json (filter with RUST_LOG, default info).
-    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub print: PrintSettingsArgs,
+}
+
+/// sck-bridge's part of the settings every service has ([`ServiceArgs`]).
+#[derive(Debug, Clone)]
+pub struct Bridge;
+
+impl Service for Bridge {
+    const DRAIN_HELP: &'static str =
+        "On SIGTERM, how long to wait for outstanding Kafka acks before disconnecting, seconds";
 }
 
 /// Validated settings.
@@ -173,36 +179,6 @@ pub struct Config {
     pub metrics_addr: SocketAddr,
 }
 
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{0} must be set when APP_ENV=production")]
-    RequiredInProduction(&'static str),
-    #[error("{0} must not be empty")]
-    Empty(&'static str),
-    #[error("{name} must be at least {min}, got {got}")]
-    TooSmall {
-        name: &'static str,
-        min: u64,
-        got: u64,
-    },
-    #[error("{name} must be at most {max}, got {got}")]
-    TooLarge {
-        name: &'static str,
-        max: u64,
-        got: u64,
-    },
-    #[error("MQTT_TOPICS entry `{0}` is not a valid filter")]
-    BadFilter(String),
-    #[error("MQTT_USERNAME and MQTT_PASSWORD must be set together")]
-    HalfCredentials,
-    #[error("KAFKA_COMPRESSION must be one of none, gzip, snappy, lz4, zstd; got `{0}`")]
-    BadCompression(String),
-    #[error(transparent)]
-    Kafka(#[from] KafkaSettingsError),
-    #[error("MQTT_CA_FILE is set but MQTT_TLS is off")]
-    CaWithoutTls,
-}
-
 const DEFAULT_MQTT_HOST: &str = "127.0.0.1";
 const DEFAULT_MQTT_CLIENT: &str = "sck-bridge";
 
@@ -225,49 +201,39 @@ impl Args {
         let mqtt_credentials = match (self.mqtt_username, self.mqtt_password) {
             (Some(u), Some(p)) => Some((u, p)),
             (None, None) => None,
-            _ => return Err(ConfigError::HalfCredentials),
+            (Some(_), None) => {
+                return Err(ConfigError::missing(
+                    "MQTT_PASSWORD",
+                    "when MQTT_USERNAME is set",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::missing(
+                    "MQTT_USERNAME",
+                    "when MQTT_PASSWORD is set",
+                ))
+            }
         };
         if self.mqtt_ca_file.is_some() && !self.mqtt_tls {
-            return Err(ConfigError::CaWithoutTls);
+            return Err(ConfigError::invalid(
+                "MQTT_TLS",
+                "true when MQTT_CA_FILE is set",
+                self.mqtt_tls,
+            ));
         }
-        if self.mqtt_shared_group.is_empty() && !self.mqtt_queue_subscription {
-            return Err(ConfigError::Empty("MQTT_SHARED_GROUP"));
-        }
-        let filters: Vec<String> = if self.mqtt_topics.is_empty() {
-            sck_core::topic::default_filters()
-        } else {
-            self.mqtt_topics
-                .into_iter()
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty())
-                .collect()
-        };
-        if filters.is_empty() {
-            return Err(ConfigError::Empty("MQTT_TOPICS"));
-        }
-        for f in &filters {
-            if !valid_filter(f) {
-                return Err(ConfigError::BadFilter(f.clone()));
-            }
-        }
-        let subscriptions = filters
-            .iter()
-            .map(|f| {
-                if self.mqtt_queue_subscription {
-                    format!("$queue/{f}")
-                } else {
-                    format!("$share/{}/{f}", self.mqtt_shared_group)
-                }
-            })
-            .collect();
+        let subscriptions = subscriptions(
+            self.mqtt_topics,
+            &self.mqtt_shared_group,
+            self.mqtt_queue_subscription,
+        )?;
 
         at_least("MAX_IN_FLIGHT", self.max_in_flight as u64, 1)?;
         if self.max_in_flight > u16::MAX as usize {
-            return Err(ConfigError::TooLarge {
-                name: "MAX_IN_FLIGHT",
-                max: u16::MAX as u64,
-                got: self.max_in_flight as u64,
-            });
+            return Err(ConfigError::invalid(
+                "MAX_IN_FLIGHT",
+                "at most 65535",
+                self.max_in_flight,
+            ));
         }
         at_least("MAX_PAYLOAD_BYTES", self.max_payload_bytes as u64, 1)?;
         at_least("MQTT_KEEP_ALIVE_SECS", self.mqtt_keep_alive_secs, 5)?;
@@ -281,16 +247,8 @@ impl Args {
             self.kafka_topic_replication.max(0) as u64,
             1,
         )?;
-        for (name, value) in
-            std::iter::once(("KAFKA_BROKERS", &self.kafka_brokers)).chain(self.kafka_topics.named())
-        {
-            if value.trim().is_empty() {
-                return Err(ConfigError::Empty(name));
-            }
-        }
-        let Some(compression) = KafkaCompression::parse(&self.kafka_compression) else {
-            return Err(ConfigError::BadCompression(self.kafka_compression));
-        };
+        self.kafka_brokers.check()?;
+        self.kafka_topics.check()?;
         let security = self.kafka_security.validate()?;
         let producer_properties =
             parse_properties("KAFKA_PRODUCER_PROPERTIES", &self.kafka_producer_properties)?;
@@ -307,12 +265,12 @@ impl Args {
             subscriptions,
             max_payload_bytes: self.max_payload_bytes,
             max_in_flight: self.max_in_flight,
-            drain_timeout: Duration::from_secs(self.drain_timeout_secs),
-            kafka_brokers: self.kafka_brokers,
+            drain_timeout: self.service.drain_timeout(),
+            kafka_brokers: self.kafka_brokers.kafka_brokers,
             readings_topic: self.kafka_topics.kafka_readings_topic,
             events_topic: self.kafka_topics.kafka_events_topic,
             dlq_topic: self.kafka_topics.kafka_dlq_topic,
-            compression,
+            compression: self.kafka_compression,
             linger_ms: self.kafka_linger_ms,
             message_timeout_ms: self.kafka_message_timeout_ms,
             producer_properties,
@@ -320,7 +278,7 @@ impl Args {
             create_topics: self
                 .kafka_create_topics
                 .then_some((self.kafka_topic_partitions, self.kafka_topic_replication)),
-            metrics_addr: self.metrics_addr,
+            metrics_addr: self.service.metrics_addr,
         })
     }
 }
@@ -333,29 +291,73 @@ fn required(
 ) -> Result<String, ConfigError> {
     match value.filter(|v| !v.trim().is_empty()) {
         Some(v) => Ok(v),
-        None if production => Err(ConfigError::RequiredInProduction(name)),
+        None if production => Err(ConfigError::missing(name, "when APP_ENV=production")),
         None => Ok(default.to_string()),
     }
 }
 
 fn at_least(name: &'static str, got: u64, min: u64) -> Result<(), ConfigError> {
     if got < min {
-        return Err(ConfigError::TooSmall { name, min, got });
+        return Err(ConfigError::invalid(name, format!("at least {min}"), got));
     }
     Ok(())
 }
 
-/// MQTT filter syntax: `+` and `#` only as whole levels, `#` only last, no `$` prefixes of ours.
-fn valid_filter(filter: &str) -> bool {
-    if filter.starts_with('$') || filter.contains('\0') {
-        return false;
+/// The full subscription filters: MQTT_TOPICS (or the default filters) under
+/// `$share/<MQTT_SHARED_GROUP>/`, or `$queue/`, each checked by [`check_filter`]. The entries
+/// themselves carry no `$` prefix: the bridge adds it.
+fn subscriptions(
+    topics: Vec<String>,
+    group: &str,
+    queue: bool,
+) -> Result<Vec<String>, ConfigError> {
+    let filters: Vec<String> = if topics.is_empty() {
+        sck_core::topic::default_filters()
+    } else {
+        topics
+            .into_iter()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect()
+    };
+    if filters.is_empty() {
+        return Err(ConfigError::invalid(
+            "MQTT_TOPICS",
+            "at least one filter",
+            "",
+        ));
     }
-    let levels: Vec<&str> = filter.split('/').collect();
-    levels.iter().enumerate().all(|(i, level)| match *level {
-        "+" => true,
-        "#" => i == levels.len() - 1,
-        l => !l.contains('+') && !l.contains('#'),
-    })
+    if !queue && check_share_group(group).is_err() {
+        return Err(ConfigError::invalid(
+            "MQTT_SHARED_GROUP",
+            "a group name: not empty, without `/`, `+` or `#`",
+            group,
+        ));
+    }
+    let mut subscriptions = Vec::with_capacity(filters.len());
+    for f in filters {
+        if f.starts_with('$') {
+            return Err(ConfigError::invalid(
+                "MQTT_TOPICS",
+                "filters without a `$` prefix (the bridge adds `$share/<group>/` or `$queue/`)",
+                f,
+            ));
+        }
+        let subscription = if queue {
+            format!("$queue/{f}")
+        } else {
+            format!("$share/{group}/{f}")
+        };
+        if let Err(e) = check_filter(&subscription) {
+            return Err(ConfigError::invalid(
+                "MQTT_TOPICS",
+                format!("MQTT filters ({e})"),
+                f,
+            ));
+        }
+        subscriptions.push(subscription);
+    }
+    Ok(subscriptions)
 }
 
 #[cfg(test)]
@@ -427,7 +429,10 @@ mod tests {
     #[test]
     fn production_requires_host_and_client() {
         let err = args(&["--app-env=production"]).validate().unwrap_err();
-        assert_eq!(err, ConfigError::RequiredInProduction("MQTT_HOST"));
+        assert_eq!(
+            err,
+            ConfigError::missing("MQTT_HOST", "when APP_ENV=production")
+        );
         assert_eq!(
             err.to_string(),
             "MQTT_HOST must be set when APP_ENV=production"
@@ -436,7 +441,10 @@ mod tests {
         let err = args(&["--app-env=production", "--mqtt-host=emqx"])
             .validate()
             .unwrap_err();
-        assert_eq!(err, ConfigError::RequiredInProduction("MQTT_CLIENT"));
+        assert_eq!(
+            err,
+            ConfigError::missing("MQTT_CLIENT", "when APP_ENV=production")
+        );
 
         let c = args(&[
             "--app-env=production",
@@ -471,60 +479,127 @@ mod tests {
 
     #[test]
     fn rejects_bad_settings_with_clear_errors() {
+        let filters = |why: &str| format!("MQTT filters ({why})");
         let cases: Vec<(Vec<&str>, ConfigError)> = vec![
             (
                 vec!["--max-in-flight=0"],
-                ConfigError::TooSmall {
-                    name: "MAX_IN_FLIGHT",
-                    min: 1,
-                    got: 0,
-                },
+                ConfigError::invalid("MAX_IN_FLIGHT", "at least 1", 0),
+            ),
+            (
+                vec!["--max-in-flight=65536"],
+                ConfigError::invalid("MAX_IN_FLIGHT", "at most 65535", 65536),
             ),
             (
                 vec!["--mqtt-keep-alive-secs=1"],
-                ConfigError::TooSmall {
-                    name: "MQTT_KEEP_ALIVE_SECS",
-                    min: 5,
-                    got: 1,
-                },
+                ConfigError::invalid("MQTT_KEEP_ALIVE_SECS", "at least 5", 1),
             ),
             (
                 vec!["--mqtt-topics=a/#/b"],
-                ConfigError::BadFilter("a/#/b".into()),
+                ConfigError::invalid(
+                    "MQTT_TOPICS",
+                    filters("`#` must be alone in the last level"),
+                    "a/#/b",
+                ),
             ),
             (
                 vec!["--mqtt-topics=a+/b"],
-                ConfigError::BadFilter("a+/b".into()),
+                ConfigError::invalid(
+                    "MQTT_TOPICS",
+                    filters("`+` must be alone in its level"),
+                    "a+/b",
+                ),
             ),
             (
                 vec!["--mqtt-topics=$share/x/y"],
-                ConfigError::BadFilter("$share/x/y".into()),
+                ConfigError::invalid(
+                    "MQTT_TOPICS",
+                    "filters without a `$` prefix (the bridge adds `$share/<group>/` or `$queue/`)",
+                    "$share/x/y",
+                ),
             ),
-            (vec!["--mqtt-username=u"], ConfigError::HalfCredentials),
             (
-                vec!["--kafka-compression=brotli"],
-                ConfigError::BadCompression("brotli".into()),
+                vec!["--mqtt-topics=a/\0"],
+                ConfigError::invalid(
+                    "MQTT_TOPICS",
+                    filters("a filter must not contain NUL"),
+                    "a/\0",
+                ),
+            ),
+            (
+                vec!["--mqtt-topics= , "],
+                ConfigError::invalid("MQTT_TOPICS", "at least one filter", ""),
+            ),
+            (
+                vec!["--mqtt-username=u"],
+                ConfigError::missing("MQTT_PASSWORD", "when MQTT_USERNAME is set"),
             ),
             (
                 vec!["--kafka-brokers= "],
-                ConfigError::Empty("KAFKA_BROKERS"),
+                ConfigError::invalid("KAFKA_BROKERS", "non-empty", " "),
+            ),
+            (
+                vec!["--kafka-dlq-topic="],
+                ConfigError::invalid("KAFKA_DLQ_TOPIC", "non-empty", ""),
             ),
             (
                 vec!["--mqtt-shared-group="],
-                ConfigError::Empty("MQTT_SHARED_GROUP"),
+                ConfigError::invalid(
+                    "MQTT_SHARED_GROUP",
+                    "a group name: not empty, without `/`, `+` or `#`",
+                    "",
+                ),
+            ),
+            (
+                vec!["--mqtt-shared-group=a/b"],
+                ConfigError::invalid(
+                    "MQTT_SHARED_GROUP",
+                    "a group name: not empty, without `/`, `+` or `#`",
+                    "a/b",
+                ),
             ),
             (
                 vec!["--kafka-topic-partitions=0"],
-                ConfigError::TooSmall {
-                    name: "KAFKA_TOPIC_PARTITIONS",
-                    min: 1,
-                    got: 0,
-                },
+                ConfigError::invalid("KAFKA_TOPIC_PARTITIONS", "at least 1", 0),
             ),
         ];
         for (argv, want) in cases {
             assert_eq!(args(&argv).validate().unwrap_err(), want, "{argv:?}");
         }
+        let mut a = args(&[]);
+        a.mqtt_password = Some("hunter2".into());
+        let err = a.validate().unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::missing("MQTT_USERNAME", "when MQTT_PASSWORD is set")
+        );
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn the_queue_form_needs_no_group() {
+        let c = args(&["--mqtt-queue-subscription=true", "--mqtt-shared-group="])
+            .validate()
+            .expect("valid");
+        assert_eq!(c.subscriptions.len(), 10);
+    }
+
+    #[test]
+    fn compression_is_a_codec() {
+        assert_eq!(
+            args(&["--kafka-compression=ZSTD"])
+                .validate()
+                .expect("valid")
+                .compression,
+            KafkaCompression::Zstd
+        );
+        assert_eq!(
+            args(&[]).validate().expect("valid").compression,
+            KafkaCompression::Lz4
+        );
+        let err = Args::try_parse_from(["sck-bridge", "--kafka-compression=brotli"])
+            .expect_err("not a codec")
+            .to_string();
+        assert!(err.contains("brotli") && err.contains("zstd"), "{err}");
     }
 
     #[test]
@@ -534,7 +609,10 @@ mod tests {
         a.kafka_security.kafka_sasl_mechanism = None;
         assert_eq!(
             a.clone().validate().unwrap_err(),
-            ConfigError::Kafka(KafkaSettingsError::SaslIncomplete("sasl_ssl".into()))
+            ConfigError::missing(
+                "KAFKA_SASL_MECHANISM",
+                "with KAFKA_SECURITY_PROTOCOL=sasl_ssl"
+            )
         );
         a.kafka_security.kafka_sasl_mechanism = Some("SCRAM-SHA-512".into());
         a.kafka_security.kafka_sasl_username = Some("u".into());
@@ -546,7 +624,10 @@ mod tests {
     fn ca_file_needs_tls() {
         let mut a = args(&[]);
         a.mqtt_ca_file = Some("/ca.pem".into());
-        assert_eq!(a.validate().unwrap_err(), ConfigError::CaWithoutTls);
+        assert_eq!(
+            a.validate().unwrap_err(),
+            ConfigError::invalid("MQTT_TLS", "true when MQTT_CA_FILE is set", false)
+        );
     }
 
     #[test]
@@ -580,6 +661,7 @@ mod tests {
             "KAFKA_DLQ_TOPIC",
             "METRICS_ADDR",
             "LOG_FORMAT",
+            "DRAIN_TIMEOUT_SECS",
         ] {
             assert!(help.contains(&format!("[env: {var}")), "--help lacks {var}");
         }

@@ -11,14 +11,21 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use sck_core::backoff::Backoff;
 use sck_runtime::{http, shutdown_signal, telemetry};
 use tokio::sync::{watch, Semaphore};
 
 fn main() -> ExitCode {
     let args = config::Args::parse();
-    telemetry::init(args.log_format);
+    if args.print.print_settings_markdown {
+        print!(
+            "{}",
+            sck_runtime::settings::docs::markdown_table(&config::Args::command())
+        );
+        return ExitCode::SUCCESS;
+    }
+    telemetry::init(args.service.log_format);
     let cfg = match args.validate() {
         Ok(c) => c,
         Err(e) => {

@@ -8,11 +8,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use sck_runtime::kafka::{
-    parse_properties, KafkaSecurity, KafkaSecurityArgs, KafkaSettingsError, KafkaTopicsArgs,
-};
+use sck_runtime::kafka::KafkaSecurity;
 use sck_runtime::secret::Secret;
-use sck_runtime::telemetry::LogFormat;
+use sck_runtime::settings::clickhouse::{ClickHouseArgs, ClickHouseTransportArgs};
+use sck_runtime::settings::docs::PrintSettingsArgs;
+use sck_runtime::settings::kafka::{
+    parse_properties, KafkaBrokersArgs, KafkaSecurityArgs, KafkaTopicsArgs,
+};
+use sck_runtime::settings::service::{Service, ServiceArgs};
+
+pub use sck_runtime::settings::clickhouse::ClickHouseCompression;
+pub use sck_runtime::settings::ConfigError;
 
 /// Consumes the records sck-bridge wrote to Kafka, decodes both readings formats and the device
 /// events, and inserts them into ClickHouse in batches; Kafka offsets are committed only after
@@ -23,9 +29,8 @@ pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Kafka bootstrap servers, comma-separated host:port.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub kafka_brokers: String,
+    #[command(flatten)]
+    pub kafka_brokers: KafkaBrokersArgs,
 
     /// Consumer group: decoder replicas in one group share the partitions.
     #[arg(long, env = "KAFKA_GROUP", default_value = "sck-decoder")]
@@ -56,30 +61,11 @@ pub struct Args {
     #[command(flatten)]
     pub kafka_security: KafkaSecurityArgs,
 
-    /// ClickHouse HTTP(S) endpoint.
-    #[arg(long, env = "CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
-    pub clickhouse_url: String,
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
 
-    /// PEM bundle of the CA(s) that signed ClickHouse's certificate, for an https:// URL served
-    /// with a private CA [default: the public web PKI roots].
-    #[arg(long, env = "CLICKHOUSE_CA_FILE")]
-    pub clickhouse_ca_file: Option<PathBuf>,
-
-    /// ClickHouse database (created by the migrations).
-    #[arg(long, env = "CLICKHOUSE_DATABASE", default_value = "sck")]
-    pub clickhouse_database: String,
-
-    /// ClickHouse user.
-    #[arg(long, env = "CLICKHOUSE_USER", default_value = "default")]
-    pub clickhouse_user: String,
-
-    /// ClickHouse password (never logged) [default: none].
-    #[arg(long, env = "CLICKHOUSE_PASSWORD", hide_env_values = true)]
-    pub clickhouse_password: Option<Secret>,
-
-    /// Insert compression: lz4 or none.
-    #[arg(long, env = "CLICKHOUSE_COMPRESSION", default_value = "lz4")]
-    pub clickhouse_compression: String,
+    #[command(flatten)]
+    pub clickhouse_transport: ClickHouseTransportArgs,
 
     /// Let the clickhouse crate check rows against the table schema (RowBinaryWithNamesAndTypes).
     /// Needs a current ClickHouse; must stay off for old servers such as 18.16.
@@ -111,17 +97,20 @@ pub struct Args {
     #[arg(long, env = "MAX_FUTURE_SECS", default_value_t = 86_400)]
     pub max_future_secs: i64,
 
-    /// On SIGTERM, how long to keep trying to insert and commit what was consumed, seconds.
-    #[arg(long, env = "DRAIN_TIMEOUT_SECS", default_value_t = 20)]
-    pub drain_timeout_secs: u64,
+    #[command(flatten)]
+    pub service: ServiceArgs<Decoder>,
 
-    /// Address of the /metrics, /healthz and /readyz endpoints.
-    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:9000")]
-    pub metrics_addr: SocketAddr,
+    #[command(flatten)]
+    pub print: PrintSettingsArgs,
+}
 
-    /// Log format: text or json (filter with RUST_LOG, default info).
-    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
+/// sck-decoder's part of the settings every service has ([`ServiceArgs`]).
+#[derive(Debug, Clone)]
+pub struct Decoder;
+
+impl Service for Decoder {
+    const DRAIN_HELP: &'static str =
+        "On SIGTERM, how long to keep trying to insert and commit what was consumed, seconds";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -155,13 +144,6 @@ pub struct DecodeArgs {
 
     /// The payload, or - to read it from stdin [default with --lines: -].
     pub payload: Option<std::ffi::OsString>,
-}
-
-/// Compression of the INSERT bodies sent to ClickHouse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClickHouseCompression {
-    None,
-    Lz4,
 }
 
 /// Batch bounds.
@@ -202,98 +184,57 @@ pub struct Config {
     pub client_id: String,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfigError {
-    #[error("{name} must be {what}, got {value:?}")]
-    Invalid {
-        name: &'static str,
-        what: &'static str,
-        value: String,
-    },
-    #[error(transparent)]
-    Kafka(#[from] KafkaSettingsError),
-}
-
-fn invalid(name: &'static str, what: &'static str, value: impl ToString) -> ConfigError {
-    ConfigError::Invalid {
-        name,
-        what,
-        value: value.to_string(),
-    }
-}
-
 impl Args {
     pub fn validate(self, hostname: &str) -> Result<Config, ConfigError> {
-        let db = &self.clickhouse_database;
-        if db.is_empty()
-            || !db.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
-            || db.as_bytes()[0].is_ascii_digit()
-        {
-            return Err(invalid(
-                "CLICKHOUSE_DATABASE",
-                "letters, digits and '_' (not starting with a digit)",
-                db,
+        self.clickhouse.check()?;
+        self.clickhouse_transport
+            .check(&self.clickhouse.clickhouse_url)?;
+        if self.batch_max_rows == 0 {
+            return Err(ConfigError::invalid(
+                "BATCH_MAX_ROWS",
+                "at least 1",
+                self.batch_max_rows,
             ));
         }
-        let compression = match self.clickhouse_compression.to_ascii_lowercase().as_str() {
-            "lz4" => ClickHouseCompression::Lz4,
-            "none" => ClickHouseCompression::None,
-            _ => {
-                return Err(invalid(
-                    "CLICKHOUSE_COMPRESSION",
-                    "lz4 or none",
-                    &self.clickhouse_compression,
-                ))
-            }
-        };
-        if self.batch_max_rows == 0 {
-            return Err(invalid("BATCH_MAX_ROWS", "at least 1", self.batch_max_rows));
-        }
         if self.batch_max_bytes < 1024 {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "BATCH_MAX_BYTES",
                 "at least 1024",
                 self.batch_max_bytes,
             ));
         }
         if self.batch_max_age_ms == 0 {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "BATCH_MAX_AGE_MS",
                 "at least 1",
                 self.batch_max_age_ms,
             ));
         }
         if self.max_future_secs < 0 {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "MAX_FUTURE_SECS",
                 "0 or more",
                 self.max_future_secs,
             ));
         }
         if self.kafka_fetch_wait_max_ms == 0 {
-            return Err(invalid("KAFKA_FETCH_WAIT_MAX_MS", "at least 1", 0));
+            return Err(ConfigError::invalid(
+                "KAFKA_FETCH_WAIT_MAX_MS",
+                "at least 1",
+                0,
+            ));
         }
         if self.insert_timeout_secs == 0 {
-            return Err(invalid("INSERT_TIMEOUT_SECS", "at least 1", 0));
-        }
-        if self.clickhouse_ca_file.is_some() && !self.clickhouse_url.starts_with("https://") {
-            return Err(invalid(
-                "CLICKHOUSE_URL",
-                "an https:// URL when CLICKHOUSE_CA_FILE is set",
-                &self.clickhouse_url,
-            ));
+            return Err(ConfigError::invalid("INSERT_TIMEOUT_SECS", "at least 1", 0));
         }
         let security = self.kafka_security.validate()?;
         let consumer_properties =
             parse_properties("KAFKA_CONSUMER_PROPERTIES", &self.kafka_consumer_properties)?;
-        for (name, topic) in self.kafka_topics.named() {
-            if topic.trim().is_empty() {
-                return Err(invalid(name, "a topic name", topic));
-            }
-        }
+        self.kafka_brokers.check()?;
+        self.kafka_topics.check()?;
         Ok(Config {
             command: self.command.unwrap_or(Command::Run),
-            kafka_brokers: self.kafka_brokers,
+            kafka_brokers: self.kafka_brokers.kafka_brokers,
             group: self.kafka_group,
             readings_topic: self.kafka_topics.kafka_readings_topic,
             events_topic: self.kafka_topics.kafka_events_topic,
@@ -303,12 +244,12 @@ impl Args {
             fetch_wait_max_ms: self.kafka_fetch_wait_max_ms,
             consumer_properties,
             security,
-            clickhouse_url: self.clickhouse_url,
-            clickhouse_ca_file: self.clickhouse_ca_file,
-            database: self.clickhouse_database,
-            clickhouse_user: self.clickhouse_user,
-            clickhouse_password: self.clickhouse_password,
-            compression,
+            clickhouse_url: self.clickhouse.clickhouse_url,
+            clickhouse_ca_file: self.clickhouse_transport.clickhouse_ca_file,
+            database: self.clickhouse.clickhouse_database,
+            clickhouse_user: self.clickhouse.clickhouse_user,
+            clickhouse_password: self.clickhouse.clickhouse_password,
+            compression: self.clickhouse_transport.clickhouse_compression,
             validation: self.clickhouse_validation,
             migrate: self.clickhouse_migrate,
             insert_timeout: Duration::from_secs(self.insert_timeout_secs),
@@ -318,8 +259,8 @@ impl Args {
                 max_age: Duration::from_millis(self.batch_max_age_ms),
             },
             max_future_secs: self.max_future_secs,
-            drain_timeout: Duration::from_secs(self.drain_timeout_secs),
-            metrics_addr: self.metrics_addr,
+            drain_timeout: self.service.drain_timeout(),
+            metrics_addr: self.service.metrics_addr,
             client_id: format!("sck-decoder-{hostname}"),
         })
     }
@@ -403,10 +344,6 @@ mod tests {
                 "CLICKHOUSE_DATABASE",
             ),
             (vec!["--clickhouse-database", "1db"], "CLICKHOUSE_DATABASE"),
-            (
-                vec!["--clickhouse-compression", "zip"],
-                "CLICKHOUSE_COMPRESSION",
-            ),
             (vec!["--batch-max-rows", "0"], "BATCH_MAX_ROWS"),
             (vec!["--batch-max-bytes", "10"], "BATCH_MAX_BYTES"),
             (vec!["--batch-max-age-ms", "0"], "BATCH_MAX_AGE_MS"),
@@ -417,6 +354,7 @@ mod tests {
             ),
             (vec!["--kafka-readings-topic", " "], "KAFKA_READINGS_TOPIC"),
             (vec!["--clickhouse-ca-file", "/ca.pem"], "CLICKHOUSE_URL"),
+            (vec!["--kafka-brokers", ""], "KAFKA_BROKERS"),
         ] {
             match parse(&args) {
                 Err(ConfigError::Invalid { name: n, .. }) => assert_eq!(n, name, "{args:?}"),
@@ -430,18 +368,53 @@ mod tests {
     fn kafka_settings_are_checked_like_the_bridge() {
         assert_eq!(
             parse(&["--kafka-security-protocol", "tls"]).unwrap_err(),
-            ConfigError::Kafka(KafkaSettingsError::BadSecurityProtocol("tls".into()))
+            ConfigError::invalid(
+                "KAFKA_SECURITY_PROTOCOL",
+                "one of plaintext, ssl, sasl_plaintext, sasl_ssl",
+                "tls"
+            )
         );
         assert_eq!(
             parse(&["--kafka-security-protocol", "sasl_plaintext"]).unwrap_err(),
-            ConfigError::Kafka(KafkaSettingsError::SaslIncomplete("sasl_plaintext".into()))
+            ConfigError::missing(
+                "KAFKA_SASL_MECHANISM",
+                "with KAFKA_SECURITY_PROTOCOL=sasl_plaintext"
+            )
         );
         assert_eq!(
             parse(&["--kafka-consumer-properties", "fetch.min.bytes"]).unwrap_err(),
-            ConfigError::Kafka(KafkaSettingsError::BadProperty(
+            ConfigError::invalid(
                 "KAFKA_CONSUMER_PROPERTIES",
-                "fetch.min.bytes".into()
-            ))
+                "key=value entries separated by `;`",
+                "fetch.min.bytes"
+            )
+        );
+    }
+
+    #[test]
+    fn compression_is_lz4_or_none() {
+        assert_eq!(
+            parse(&["--clickhouse-compression", "NONE"])
+                .unwrap()
+                .compression,
+            ClickHouseCompression::None
+        );
+        let err = Args::try_parse_from(["sck-decoder", "--clickhouse-compression", "zip"])
+            .expect_err("not a codec")
+            .to_string();
+        assert!(err.contains("zip") && err.contains("lz4 or none"), "{err}");
+    }
+
+    #[test]
+    fn service_settings_keep_their_defaults_and_help() {
+        use clap::CommandFactory;
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.drain_timeout, Duration::from_secs(20));
+        assert_eq!(c.metrics_addr, "0.0.0.0:9000".parse().unwrap());
+        let help = Args::command().render_help().to_string();
+        assert!(
+            help.contains("insert and commit what was consumed"),
+            "{help}"
         );
     }
 

@@ -127,14 +127,10 @@ struct ReadingRow<'a> {
 }
 
 pub async fn insert(args: &Args, rows: usize, batch: usize) -> anyhow::Result<()> {
-    let db = &args.clickhouse_database;
-    let ch = crate::verify::client(
-        &args.clickhouse_url,
-        &args.clickhouse_user,
-        args.clickhouse_password.as_ref().map(|p| p.expose()),
-    )
-    .with_compression(clickhouse::Compression::Lz4)
-    .with_database(db);
+    let db = &args.clickhouse.clickhouse_database;
+    let ch = crate::verify::client(&args.clickhouse)
+        .with_compression(clickhouse::Compression::Lz4)
+        .with_database(db);
     let table = format!("ceiling_readings_{:08x}", fastrand::u32(..));
     ch.query(&format!("CREATE TABLE {table} AS {db}.readings"))
         .execute()

@@ -1,10 +1,16 @@
-//! sck-loadtest options: every one a flag and an env var with a default.
+//! sck-loadtest options: every one a flag and an env var with a default. The MQTT and ClickHouse
+//! connection settings are the services' (the ClickHouse and Kafka ones are the very same
+//! declarations, from `sck_runtime::settings`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use sck_runtime::secret::Secret;
+use sck_runtime::settings::clickhouse::ClickHouseArgs;
+use sck_runtime::settings::docs::PrintSettingsArgs;
+use sck_runtime::settings::kafka::{KafkaBrokersArgs, KafkaCompression};
+use sck_runtime::settings::ConfigError;
 
 /// Simulates Smart Citizen Kit devices publishing readings over MQTT (QoS 1), then verifies
 /// in ClickHouse that every reading arrived exactly once, and how late.
@@ -74,21 +80,11 @@ pub struct Args {
     #[arg(long, env = "MQTT_PASSWORD", hide_env_values = true)]
     pub mqtt_password: Option<Secret>,
 
-    /// ClickHouse HTTP endpoint.
-    #[arg(long, env = "CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
-    pub clickhouse_url: String,
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
 
-    /// ClickHouse database the decoder writes to.
-    #[arg(long, env = "CLICKHOUSE_DATABASE", default_value = "sck")]
-    pub clickhouse_database: String,
-
-    /// ClickHouse user.
-    #[arg(long, env = "CLICKHOUSE_USER", default_value = "default")]
-    pub clickhouse_user: String,
-
-    /// ClickHouse password (never logged) [default: none].
-    #[arg(long, env = "CLICKHOUSE_PASSWORD", hide_env_values = true)]
-    pub clickhouse_password: Option<Secret>,
+    #[command(flatten)]
+    pub print: PrintSettingsArgs,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -110,9 +106,8 @@ pub enum Mode {
     /// records exactly as the bridge builds them into a new topic as fast as it can, then a bare
     /// consumer group reads them back. The records stay, for a decoder backlog measurement.
     KafkaCeiling {
-        /// Kafka bootstrap servers.
-        #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-        brokers: String,
+        #[command(flatten)]
+        brokers: KafkaBrokersArgs,
         /// The topic to create and fill [default: sck.ceiling.<random>].
         #[arg(long)]
         topic: Option<String>,
@@ -124,7 +119,7 @@ pub enum Mode {
         messages: usize,
         /// Producer compression, as the bridge's KAFKA_COMPRESSION.
         #[arg(long, default_value = "lz4")]
-        compression: String,
+        compression: KafkaCompression,
         /// Producer linger, as the bridge's KAFKA_LINGER_MS.
         #[arg(long, default_value_t = 5)]
         linger_ms: u32,
@@ -143,34 +138,46 @@ pub enum Mode {
 
 impl Args {
     /// Checks the options that would make a run meaningless.
-    pub fn check(&self) -> Result<(), String> {
-        if self.devices == 0 || self.connections == 0 || self.sensors == 0 {
-            return Err("--devices, --connections and --sensors must be at least 1".into());
+    pub fn check(&self) -> Result<(), ConfigError> {
+        for (name, n) in [
+            ("LOADTEST_DEVICES", self.devices),
+            ("LOADTEST_CONNECTIONS", self.connections),
+            ("LOADTEST_SENSORS", self.sensors),
+        ] {
+            if n == 0 {
+                return Err(ConfigError::invalid(name, "at least 1", n));
+            }
         }
         if !(self.rate > 0.0 && self.rate.is_finite()) {
-            return Err(format!("--rate must be positive, got {}", self.rate));
+            return Err(ConfigError::invalid(
+                "LOADTEST_RATE",
+                "a positive number",
+                self.rate,
+            ));
         }
         for (name, v) in [
-            ("--raw-share", self.raw_share),
-            ("--multi-share", self.multi_share),
+            ("LOADTEST_RAW_SHARE", self.raw_share),
+            ("LOADTEST_MULTI_SHARE", self.multi_share),
         ] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(format!("{name} must be within 0..=1, got {v}"));
+                return Err(ConfigError::invalid(name, "within 0..=1", v));
             }
         }
         if self.duration.is_zero() {
-            return Err("--duration must be positive".into());
+            return Err(ConfigError::invalid("LOADTEST_DURATION", "positive", "0s"));
         }
-        let db = &self.clickhouse_database;
-        if db.is_empty() || !db.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
-            return Err(format!(
-                "CLICKHOUSE_DATABASE {db:?}: letters, digits and '_' only"
-            ));
-        }
+        self.clickhouse.check()?;
         if let Some(id) = &self.run_id {
             if id.is_empty() || !id.bytes().all(|c| c.is_ascii_alphanumeric()) {
-                return Err(format!("--run-id {id:?}: letters and digits only"));
+                return Err(ConfigError::invalid(
+                    "LOADTEST_RUN_ID",
+                    "letters and digits only",
+                    id,
+                ));
             }
+        }
+        if let Some(Mode::KafkaCeiling { brokers, .. }) = &self.mode {
+            brokers.check()?;
         }
         Ok(())
     }
@@ -210,15 +217,24 @@ mod tests {
 
     #[test]
     fn rejects_meaningless_runs() {
-        for args in [
-            vec!["--devices", "0"],
-            vec!["--rate", "0"],
-            vec!["--raw-share", "1.5"],
-            vec!["--run-id", "a-b"],
-            vec!["--clickhouse-database", "x;y"],
-            vec!["--duration", "0s"],
+        for (args, name) in [
+            (vec!["--devices", "0"], "LOADTEST_DEVICES"),
+            (vec!["--sensors", "0"], "LOADTEST_SENSORS"),
+            (vec!["--rate", "0"], "LOADTEST_RATE"),
+            (vec!["--raw-share", "1.5"], "LOADTEST_RAW_SHARE"),
+            (vec!["--run-id", "a-b"], "LOADTEST_RUN_ID"),
+            (vec!["--clickhouse-database", "x;y"], "CLICKHOUSE_DATABASE"),
+            (vec!["--duration", "0s"], "LOADTEST_DURATION"),
+            (
+                vec!["kafka-ceiling", "--kafka-brokers", " "],
+                "KAFKA_BROKERS",
+            ),
         ] {
-            assert!(parse(&args).check().is_err(), "{args:?}");
+            assert_eq!(
+                parse(&args).check().map_err(|e| e.name()),
+                Err(name),
+                "{args:?}"
+            );
         }
     }
 
@@ -230,6 +246,20 @@ mod tests {
                 rows: 10,
                 batch: 50_000
             })
+        );
+        match parse(&["kafka-ceiling", "--compression", "zstd"]).mode {
+            Some(Mode::KafkaCeiling {
+                brokers,
+                compression,
+                ..
+            }) => {
+                assert_eq!(compression, KafkaCompression::Zstd);
+                assert!(!brokers.kafka_brokers.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            Args::try_parse_from(["sck-loadtest", "kafka-ceiling", "--compression", "br"]).is_err()
         );
         assert!(matches!(
             parse(&["subscribe-ceiling"]).mode,

@@ -25,6 +25,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::ClientContext;
 use sck_core::envelope::{envelope, Received};
 use sck_runtime::kafka::owned_headers;
+use sck_runtime::settings::kafka::KafkaCompression;
 
 use crate::config::Args;
 use crate::payload::{sensor_ids, Device};
@@ -36,7 +37,7 @@ pub struct Spec {
     pub topic: String,
     pub partitions: i32,
     pub messages: usize,
-    pub compression: String,
+    pub compression: KafkaCompression,
     pub linger_ms: u32,
 }
 
@@ -118,7 +119,7 @@ fn produce(args: &Args, spec: &Spec) -> anyhow::Result<u64> {
         .set("bootstrap.servers", &spec.brokers)
         .set("acks", "all")
         .set("enable.idempotence", "true")
-        .set("compression.type", &spec.compression)
+        .set("compression.type", spec.compression.as_str())
         .set("linger.ms", spec.linger_ms.to_string())
         .set("queue.buffering.max.messages", "1000000")
         .create_with_context(counted.clone())

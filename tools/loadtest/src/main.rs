@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use sck_runtime::clock::now_secs;
 
 use crate::config::{Args, Mode};
@@ -24,6 +24,13 @@ use crate::report::{Latency, Report};
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.print.print_settings_markdown {
+        print!(
+            "{}",
+            sck_runtime::settings::docs::markdown_table(&Args::command())
+        );
+        return ExitCode::SUCCESS;
+    }
     if let Err(e) = args.check() {
         eprintln!("sck-loadtest: {e}");
         return ExitCode::from(2);
@@ -49,7 +56,7 @@ fn main() -> ExitCode {
             linger_ms,
         } => {
             let spec = kafka_ceiling::Spec {
-                brokers,
+                brokers: brokers.kafka_brokers,
                 topic: topic.unwrap_or_else(|| format!("sck.ceiling.{:08x}", fastrand::u32(..))),
                 partitions,
                 messages,
@@ -82,12 +89,8 @@ fn start_time(args: &Args) -> i64 {
 /// Publish, verify, report. Ok(false) when readings are missing.
 async fn run(args: &Args) -> anyhow::Result<bool> {
     let run_id = args.run_id();
-    let ch = verify::client(
-        &args.clickhouse_url,
-        &args.clickhouse_user,
-        args.clickhouse_password.as_ref().map(|p| p.expose()),
-    );
-    let db = args.clickhouse_database.clone();
+    let ch = verify::client(&args.clickhouse);
+    let db = args.clickhouse.clickhouse_database.clone();
     eprintln!(
         "run {run_id}: {} devices, {} msg/s for {:?} over {} connections, {} sensors, raw share {}",
         args.devices, args.rate, args.duration, args.connections, args.sensors, args.raw_share

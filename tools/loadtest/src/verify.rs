@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clickhouse::{Client, Row};
+use sck_runtime::settings::clickhouse::ClickHouseArgs;
 use serde::Deserialize;
 
 use crate::publish::Sent;
@@ -33,13 +34,14 @@ struct DeviceMax {
     rows: u64,
 }
 
-pub fn client(url: &str, user: &str, password: Option<&str>) -> Client {
+/// A client of the ClickHouse settings (no database applied: the queries name it).
+pub fn client(settings: &ClickHouseArgs) -> Client {
     let c = Client::default()
-        .with_url(url)
-        .with_user(user)
+        .with_url(&settings.clickhouse_url)
+        .with_user(&settings.clickhouse_user)
         .with_validation(false);
-    match password {
-        Some(p) => c.with_password(p),
+    match &settings.clickhouse_password {
+        Some(p) => c.with_password(p.expose()),
         None => c,
     }
 }
