@@ -9,7 +9,10 @@
 //! original handler reads it ([`repair`]): non-ASCII bytes (a BOM, invalid UTF-8) dropped, and
 //! numbers no machine type holds (`1e400`, `100000000000000000000`) turned into strings, so such
 //! a number is one reading's problem (or its value, when it is a finite f64) instead of the
-//! whole message's. Well-formed payloads never take that path.
+//! whole message's. A payload holding any non-ASCII byte takes the repaired path at once, even
+//! when it is valid JSON: the original drops those bytes before parsing, so a key spelled with
+//! one (`"\u{80}sensors"`) is the key without it, not an unknown key whose readings vanish
+//! silently. Well-formed ASCII payloads (every device's) never take that path.
 //!
 //! A sensor id may be a number or a string of digits (`"007"`); any other string is a sensor
 //! key (`"temp"`), which needs a sensor catalogue to resolve ([`ErrorKind::UnknownSensorKey`]).
@@ -208,19 +211,30 @@ impl JsonDecoder {
         limits: &Limits,
         out: &mut Decoded,
     ) -> Result<(), JsonError> {
-        let first = match parse::<Payload<'_>>(&mut self.buf, &mut self.buffers, payload) {
-            Ok(parsed) => {
-                push_payload(&parsed, limits, out);
-                return Ok(());
+        let mut first = None;
+        if payload.is_ascii() {
+            match parse::<Payload<'_>>(&mut self.buf, &mut self.buffers, payload) {
+                Ok(parsed) => {
+                    push_payload(&parsed, limits, out);
+                    return Ok(());
+                }
+                Err(e) => first = Some(JsonError(e.to_string())),
             }
-            Err(e) => JsonError(e.to_string()),
-        };
+        }
+        // Refused, or not ASCII (read with those bytes dropped, as the original does).
         let Some((repaired, dropped)) = repair(payload) else {
-            return Err(first);
+            return Err(first.unwrap_or_else(|| JsonError("not a readings payload".into())));
         };
-        // The first error says more about a payload that is broken either way.
-        let parsed: Payload<'_> =
-            parse(&mut self.buf, &mut self.buffers, &repaired).map_err(|_| first)?;
+        let parsed: Payload<'_> = match parse(&mut self.buf, &mut self.buffers, &repaired) {
+            Ok(parsed) => parsed,
+            // The payload as sent explains a failure better than its repaired copy.
+            Err(repaired_error) => {
+                return Err(first.unwrap_or_else(|| {
+                    let as_sent = parse::<IgnoredAny>(&mut self.buf, &mut self.buffers, payload);
+                    JsonError(as_sent.err().unwrap_or(repaired_error).to_string())
+                }))
+            }
+        };
         out.dropped_bytes += dropped;
         push_payload(&parsed, limits, out);
         Ok(())
@@ -253,12 +267,16 @@ pub fn decode_with_serde_json(
     limits: &Limits,
     out: &mut Decoded,
 ) -> Result<(), JsonError> {
-    let first = match serde_json::from_slice::<Payload<'_>>(payload) {
-        Ok(parsed) => {
-            push_payload(&parsed, limits, out);
-            return Ok(());
+    let first = if payload.is_ascii() {
+        match serde_json::from_slice::<Payload<'_>>(payload) {
+            Ok(parsed) => {
+                push_payload(&parsed, limits, out);
+                return Ok(());
+            }
+            Err(e) => JsonError(e.to_string()),
         }
-        Err(e) => JsonError(e.to_string()),
+    } else {
+        JsonError("not ASCII".to_string())
     };
     let (repaired, dropped) = repair(payload).ok_or(first.clone())?;
     let parsed: Payload<'_> = serde_json::from_slice(&repaired).map_err(|_| first)?;
@@ -569,9 +587,17 @@ mod tests {
             decode_with_serde_json(&payload, &LIMITS, &mut b).unwrap();
             assert_eq!(a, b);
         }
-        // Valid UTF-8 in strings is kept as it is: nothing dropped.
+        // Valid UTF-8 is dropped too, as the original does: `°` is two bytes.
         let d = both(r#"{"data":[],"note":"21 °C"}"#).unwrap();
-        assert_eq!(d.dropped_bytes, 0);
+        assert_eq!(d.dropped_bytes, 2);
+        // A key spelled with a non-ASCII character is the key without it, so its readings are
+        // read, not silently skipped as an unknown key (found by the no-silent-loss property).
+        let d = both(
+            "{\"data\":[{\"recorded_at\":\"2016-06-08 10:30:00\",\"\u{80}sensors\":[{\"id\":1,\"value\":21}]}]}",
+        )
+        .unwrap();
+        assert_eq!(d.readings, vec![r(1, T, 21.0)]);
+        assert_eq!(d.dropped_bytes, 2);
     }
 
     #[test]
