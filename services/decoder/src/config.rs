@@ -230,6 +230,7 @@ impl Args {
         let security = self.kafka_security.validate()?;
         let consumer_properties =
             parse_properties("KAFKA_CONSUMER_PROPERTIES", &self.kafka_consumer_properties)?;
+        check_eager_rebalancing(&consumer_properties)?;
         self.kafka_brokers.check()?;
         self.kafka_topics.check()?;
         Ok(Config {
@@ -264,6 +265,28 @@ impl Args {
             client_id: format!("sck-decoder-{hostname}"),
         })
     }
+}
+
+/// The pipeline discards its whole uncommitted batch when partitions are revoked, which is safe
+/// only with eager rebalancing (every partition revoked and re-read from its committed offset).
+/// Incremental protocols keep some partitions through a rebalance, so their discarded records
+/// would never be read again: refused.
+fn check_eager_rebalancing(properties: &[(String, String)]) -> Result<(), ConfigError> {
+    for (key, value) in properties {
+        let incremental = match key.as_str() {
+            "partition.assignment.strategy" => value.contains("cooperative"),
+            "group.protocol" => value.trim() != "classic",
+            _ => false,
+        };
+        if incremental {
+            return Err(ConfigError::invalid(
+                "KAFKA_CONSUMER_PROPERTIES",
+                format!("an eager rebalancing setting for {key} (the decoder discards uncommitted batches at a rebalance)"),
+                value,
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -432,5 +455,28 @@ mod tests {
                 ("session.timeout.ms".to_string(), "30000".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn incremental_rebalancing_is_refused() {
+        for props in [
+            "partition.assignment.strategy=cooperative-sticky",
+            "partition.assignment.strategy=range,cooperative-sticky",
+            "group.protocol=consumer",
+        ] {
+            let e = parse(&["--kafka-consumer-properties", props])
+                .expect_err(props)
+                .to_string();
+            assert!(e.contains("KAFKA_CONSUMER_PROPERTIES"), "{e}");
+        }
+        for props in [
+            "partition.assignment.strategy=roundrobin",
+            "group.protocol=classic",
+        ] {
+            assert!(
+                parse(&["--kafka-consumer-properties", props]).is_ok(),
+                "{props}"
+            );
+        }
     }
 }
