@@ -142,14 +142,7 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 /// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (the raw format's form; used by tests,
 /// generators and the load test).
 pub fn format_utc(secs: i64) -> String {
-    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::encode::Utc(secs).to_string()
 }
 
 /// (year, month) of Unix seconds, UTC: the `toYYYYMM` partition of a reading.

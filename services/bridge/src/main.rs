@@ -11,18 +11,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use sck_core::backoff::Backoff;
 use sck_runtime::{http, shutdown_signal, telemetry};
 use tokio::sync::{watch, Semaphore};
 
 fn main() -> ExitCode {
     let args = config::Args::parse();
-    if args.print.print_settings_markdown {
-        print!(
-            "{}",
-            sck_runtime::settings::docs::markdown_table(&config::Args::command())
-        );
+    if args.print.printed::<config::Args>() {
         return ExitCode::SUCCESS;
     }
     telemetry::init(args.service.log_format);

@@ -19,7 +19,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use sck_core::backoff::Backoff;
 use sck_runtime::log_limit::LogLimiter;
 use sck_runtime::{hostname, http, shutdown_signal, telemetry};
@@ -27,11 +27,7 @@ use tokio::sync::watch;
 
 fn main() -> ExitCode {
     let args = config::Args::parse();
-    if args.print.print_settings_markdown {
-        print!(
-            "{}",
-            sck_runtime::settings::docs::markdown_table(&config::Args::command())
-        );
+    if args.print.printed::<config::Args>() {
         return ExitCode::SUCCESS;
     }
     telemetry::init(args.service.log_format);

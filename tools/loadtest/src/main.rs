@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use sck_runtime::clock::now_secs;
 
 use crate::config::{Args, Mode};
@@ -24,11 +24,7 @@ use crate::report::{Latency, Report};
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if args.print.print_settings_markdown {
-        print!(
-            "{}",
-            sck_runtime::settings::docs::markdown_table(&Args::command())
-        );
+    if args.print.printed::<Args>() {
         return ExitCode::SUCCESS;
     }
     if let Err(e) = args.check() {

@@ -19,6 +19,16 @@ pub struct PrintSettingsArgs {
     pub print_settings_markdown: bool,
 }
 
+impl PrintSettingsArgs {
+    /// Prints `A`'s settings table when the flag is set; `true` means the binary should exit.
+    pub fn printed<A: clap::CommandFactory>(&self) -> bool {
+        if self.print_settings_markdown {
+            print!("{}", markdown_table(&A::command()));
+        }
+        self.print_settings_markdown
+    }
+}
+
 /// The Markdown table of `cmd`'s env var settings, subcommands' included, in declaration order.
 pub fn markdown_table(cmd: &Command) -> String {
     let mut out = String::from("| Variable | Default | Description |\n|---|---|---|\n");
