@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use sck_core::decode::Outcome;
 use sck_core::reading::{Decoded, Format, Reading};
+use sck_store::tables::{HelloRow, InfoRow, IngestErrorRow, InventoryRow};
 
 use crate::config::BatchLimits;
 
@@ -41,31 +42,6 @@ pub struct ReadingsGroup {
     pub end: usize,
 }
 
-/// One `ingest_errors` row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ErrorRow {
-    pub received_at: u32,
-    pub mqtt_topic: String,
-    pub device_token: String,
-    pub error_kind: String,
-    pub error_message: String,
-    pub payload: Vec<u8>,
-    pub kafka_topic: String,
-    pub kafka_partition: u32,
-    pub kafka_offset: u64,
-    pub error_index: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventRow {
-    pub device_token: String,
-    pub received_at: u32,
-    /// The JSON document (info, inventory); empty for hello.
-    pub json: String,
-    pub kafka_partition: u32,
-    pub kafka_offset: u64,
-}
-
 /// A rejected record to be written to the dead-letter topic before the batch commits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
@@ -79,10 +55,10 @@ pub struct DeadLetter {
 pub struct Batch {
     pub readings: Vec<Reading>,
     pub groups: Vec<ReadingsGroup>,
-    pub errors: Vec<ErrorRow>,
-    pub hellos: Vec<EventRow>,
-    pub infos: Vec<EventRow>,
-    pub inventory: Vec<EventRow>,
+    pub errors: Vec<IngestErrorRow>,
+    pub hellos: Vec<HelloRow>,
+    pub infos: Vec<InfoRow>,
+    pub inventory: Vec<InventoryRow>,
     pub dead_letters: Vec<DeadLetter>,
     /// Next offset to commit, per (topic, partition).
     pub offsets: BTreeMap<(String, i32), i64>,
@@ -150,13 +126,8 @@ impl Batch {
     ) -> bool {
         self.consumed(meta.source, payload.len());
         let received_at = meta.received_at();
-        let event = |json: &[u8]| EventRow {
-            device_token: outcome.token().to_string(),
-            received_at,
-            json: String::from_utf8_lossy(json).into_owned(),
-            kafka_partition: meta.source.partition as u32,
-            kafka_offset: meta.source.offset as u64,
-        };
+        let device_token = || outcome.token().to_string();
+        let json = || String::from_utf8_lossy(payload).into_owned();
         match *outcome {
             Outcome::Readings { token, format } if !decoded.readings.is_empty() => {
                 self.readings.extend_from_slice(&decoded.readings);
@@ -168,9 +139,21 @@ impl Batch {
                 });
             }
             Outcome::Readings { .. } | Outcome::Rejected { .. } => {}
-            Outcome::Hello { .. } => self.hellos.push(event(b"")),
-            Outcome::Info { .. } => self.infos.push(event(payload)),
-            Outcome::Inventory => self.inventory.push(event(payload)),
+            Outcome::Hello { .. } => self.hellos.push(HelloRow {
+                device_token: device_token(),
+                last_seen: received_at,
+            }),
+            Outcome::Info { .. } => self.infos.push(InfoRow {
+                device_token: device_token(),
+                received_at,
+                info: json(),
+            }),
+            Outcome::Inventory => self.inventory.push(InventoryRow {
+                received_at,
+                report: json(),
+                kafka_partition: meta.source.partition as u32,
+                kafka_offset: meta.source.offset as u64,
+            }),
         }
         for (i, p) in decoded.problems.iter().enumerate() {
             self.add_error(
@@ -198,7 +181,7 @@ impl Batch {
         payload: &[u8],
         index: usize,
     ) {
-        self.errors.push(ErrorRow {
+        self.errors.push(IngestErrorRow {
             received_at: meta.received_at(),
             mqtt_topic: meta.mqtt_topic.to_string(),
             device_token: token.to_string(),
@@ -318,6 +301,46 @@ mod tests {
         assert_eq!(b.errors[0].payload, b"payload");
         assert_eq!(b.errors[0].device_token, "tok");
         assert_eq!(b.errors[0].kafka_offset, 5);
+    }
+
+    #[test]
+    fn device_events_become_their_tables_rows() {
+        let mut b = Batch::default();
+        let none = Decoded::default();
+        b.add(&meta(0, 1), &Outcome::Hello { token: "tok" }, &none, b"hi");
+        b.add(
+            &meta(0, 2),
+            &Outcome::Info { token: "tok" },
+            &none,
+            b"{\"hw\":1}",
+        );
+        b.add(&meta(2, 3), &Outcome::Inventory, &none, b"{\"report\":2}");
+        assert_eq!(
+            b.hellos,
+            [HelloRow {
+                device_token: "tok".into(),
+                last_seen: 1_700_000_000
+            }]
+        );
+        assert_eq!(
+            b.infos,
+            [InfoRow {
+                device_token: "tok".into(),
+                received_at: 1_700_000_000,
+                info: "{\"hw\":1}".into()
+            }]
+        );
+        assert_eq!(
+            b.inventory,
+            [InventoryRow {
+                received_at: 1_700_000_000,
+                report: "{\"report\":2}".into(),
+                kafka_partition: 2,
+                kafka_offset: 3
+            }]
+        );
+        assert_eq!(b.rows(), 3);
+        assert_eq!(b.offsets[&("sck.readings".to_string(), 2)], 4);
     }
 
     #[test]

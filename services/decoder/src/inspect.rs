@@ -12,6 +12,7 @@ use std::io::{self, Write};
 use sck_core::decode::{Decoder, Outcome};
 use sck_core::reading::{Decoded, Limits};
 use sck_core::timestamp::{self, format_utc};
+use sck_store::tables;
 use serde::Serialize;
 
 /// What one payload (or a whole `--lines` run) came to.
@@ -115,15 +116,15 @@ pub fn decode_one(
     };
     let (outcome_name, events) = match outcome {
         Outcome::Readings { .. } => ("readings", None),
-        Outcome::Hello { .. } => ("hello", Some(event("device_hello"))),
-        Outcome::Info { .. } => ("info", Some(event("device_info"))),
-        Outcome::Inventory => ("inventory", Some(event("device_inventory"))),
+        Outcome::Hello { .. } => ("hello", Some(event(tables::DEVICE_HELLO))),
+        Outcome::Info { .. } => ("info", Some(event(tables::DEVICE_INFO))),
+        Outcome::Inventory => ("inventory", Some(event(tables::DEVICE_INVENTORY))),
         Outcome::Rejected { .. } => ("rejected", None),
     };
     if let Outcome::Readings { format, .. } = outcome {
         for r in &decoded.readings {
             let row = RowLine {
-                table: "readings",
+                table: tables::READINGS,
                 device_token,
                 sensor_id: Some(r.sensor_id),
                 recorded_at: Some(format_utc(i64::from(r.recorded_at))),

@@ -3,14 +3,15 @@
 //! insert holding them succeeded. Run as many as there are readings partitions.
 
 mod batch;
+mod clickhouse;
 mod config;
 mod inspect;
 mod kafka;
 mod metrics;
 mod pipeline;
-mod schema;
-mod sink;
-mod tls;
+
+/// The pipeline's path to the sink (`crate::sink::Sink`).
+use crate::clickhouse::sink;
 
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -53,7 +54,9 @@ fn main() -> ExitCode {
         }
     };
     let result = if migrate_only {
-        runtime.block_on(migrate(&cfg)).map(|_| ())
+        runtime
+            .block_on(clickhouse::migrate::once(&cfg))
+            .map(|_| ())
     } else {
         runtime.block_on(run(cfg))
     };
@@ -110,14 +113,6 @@ fn decode(args: &config::DecodeArgs, max_future_secs: i64) -> ExitCode {
     }
 }
 
-async fn migrate(cfg: &config::Config) -> anyhow::Result<String> {
-    let version = schema::migrate(&sink::client(cfg, false)?, &cfg.database)
-        .await
-        .with_context(|| format!("migrating the ClickHouse schema at {}", cfg.clickhouse_url))?;
-    tracing::info!(server = %version, database = %cfg.database, "ClickHouse schema up to date");
-    Ok(version)
-}
-
 async fn run(cfg: config::Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     tracing::info!(
@@ -131,7 +126,8 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         "starting sck-decoder"
     );
     let metrics = metrics::Metrics::new().context("registering metrics")?;
-    let readiness = http::Readiness::new(&["kafka", "clickhouse"]);
+    let readiness =
+        http::Readiness::new(&["kafka", "clickhouse", clickhouse::blocked::READINESS_CHECK]);
     http::serve(
         cfg.metrics_addr,
         metrics.registry.clone(),
@@ -139,23 +135,9 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
     )
     .await?;
 
+    let blocked = Arc::new(clickhouse::Blocked::new(&metrics, readiness.clone()));
     if cfg.migrate {
-        // ClickHouse may start after us (a fresh stack, a rolling restart): keep trying.
-        let retry = Backoff {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(15),
-        };
-        let mut attempt = 0;
-        loop {
-            match migrate(&cfg).await {
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), attempt, "migration failed; retrying");
-                    sck_runtime::backoff_sleep(&retry, attempt).await;
-                    attempt += 1;
-                }
-            }
-        }
+        clickhouse::migrate::until_done(&cfg, &blocked).await?;
     }
 
     let assignment = Arc::new(kafka::Assignment::default());
@@ -170,12 +152,13 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         initial: Duration::from_millis(200),
         max: Duration::from_secs(10),
     };
-    let sink = Arc::new(sink::Sink {
-        client: sink::client(&cfg, true)?,
+    let sink = Arc::new(clickhouse::Sink {
+        client: clickhouse::client(&cfg, true)?,
         metrics: metrics.clone(),
         insert_timeout: cfg.insert_timeout,
         retry,
         warnings: LogLimiter::new(Duration::from_secs(5)),
+        blocked,
     });
     let dead_letters = Arc::new(kafka::DeadLetterWriter {
         producer: kafka::producer(&cfg)?,
@@ -221,7 +204,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
 /// Sets the `kafka` and `clickhouse` readiness checks every few seconds.
 async fn watch_dependencies(
     consumer: Weak<kafka::DecoderConsumer>,
-    sink: Arc<sink::Sink>,
+    sink: Arc<clickhouse::Sink>,
     readiness: Arc<http::Readiness>,
     metrics: metrics::Metrics,
 ) {

@@ -8,6 +8,8 @@ use prometheus::{
 use sck_core::envelope::BRIDGE_REASONS;
 use sck_core::reading::ErrorKind;
 use sck_core::topic::Kind;
+use sck_store::tables;
+use sck_store::ErrorClass;
 
 use crate::kafka::FailureClass;
 
@@ -15,14 +17,6 @@ use crate::kafka::FailureClass;
 pub const KIND_DEAD_LETTER: &str = "dead_letter";
 /// Kind label of records whose topic header is missing or does not route.
 pub const KIND_UNKNOWN: &str = "unknown";
-/// The tables rows go to.
-pub const TABLES: [&str; 5] = [
-    "readings",
-    "ingest_errors",
-    "device_hello",
-    "device_info",
-    "device_inventory",
-];
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -43,6 +37,9 @@ pub struct Metrics {
     pub insert_seconds: HistogramVec,
     /// Failed INSERT attempts (retried), by table.
     pub insert_errors: IntCounterVec,
+    /// 1 while ClickHouse refuses writes to the table for good, by table and reason (`schema`,
+    /// `access`); `schema_migrations` stands for the migrations at start.
+    pub insert_blocked: IntGaugeVec,
     /// From the bridge receiving a message (`received_at_ms`) to its rows being inserted.
     pub end_to_end_seconds: Histogram,
     /// Records not yet committed by this group, per assigned partition (clamped at 0).
@@ -113,6 +110,13 @@ impl Metrics {
                 Opts::new("sck_decoder_insert_errors_total", "Failed INSERT attempts, by table"),
                 &["table"],
             )?,
+            insert_blocked: IntGaugeVec::new(
+                Opts::new(
+                    "sck_decoder_insert_blocked",
+                    "1 while ClickHouse refuses writes to the table until an operator acts, by reason (schema, access); the batch is kept uncommitted",
+                ),
+                &["table", "reason"],
+            )?,
             end_to_end_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "sck_decoder_end_to_end_latency_seconds",
@@ -165,6 +169,7 @@ impl Metrics {
         r.register(Box::new(m.batch_rows.clone()))?;
         r.register(Box::new(m.insert_seconds.clone()))?;
         r.register(Box::new(m.insert_errors.clone()))?;
+        r.register(Box::new(m.insert_blocked.clone()))?;
         r.register(Box::new(m.end_to_end_seconds.clone()))?;
         r.register(Box::new(m.consumer_lag.clone()))?;
         r.register(Box::new(m.commit_errors.clone()))?;
@@ -192,10 +197,15 @@ impl Metrics {
         }
         m.consumed.with_label_values(&[KIND_DEAD_LETTER]);
         m.consumed.with_label_values(&[KIND_UNKNOWN]);
-        for t in TABLES {
+        for t in tables::DATA {
             m.rows_inserted.with_label_values(&[t]);
             m.insert_errors.with_label_values(&[t]);
             m.insert_seconds.with_label_values(&[t]);
+        }
+        for t in tables::DATA.iter().chain(&[tables::SCHEMA_MIGRATIONS]) {
+            for reason in ErrorClass::PERMANENT {
+                m.insert_blocked.with_label_values(&[t, reason.as_str()]);
+            }
         }
         for k in ErrorKind::ALL {
             m.errors.with_label_values(&[k.as_str()]);

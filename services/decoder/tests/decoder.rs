@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use sck_core::encode::{self, Spaced, Utc};
+use sck_testkit::tables::{DEVICE_HELLO, DEVICE_INFO, DEVICE_INVENTORY, INGEST_ERRORS, READINGS};
 use sck_testkit::*;
 
 /// A test's own topics, group and database, cleaned up on drop.
@@ -28,7 +29,7 @@ impl Env {
 
     fn count(&self, sql_where: &str) -> u64 {
         clickhouse_count(&format!(
-            "SELECT count() FROM {}.readings FINAL WHERE {sql_where}",
+            "SELECT count() FROM {}.{READINGS} FINAL WHERE {sql_where}",
             self.db
         ))
     }
@@ -38,7 +39,7 @@ impl Env {
         let mut last = 0;
         wait_for(timeout, || {
             last = clickhouse(&format!(
-                "SELECT count() FROM {}.readings FINAL WHERE {sql_where}",
+                "SELECT count() FROM {}.{READINGS} FINAL WHERE {sql_where}",
                 self.db
             ))
             .ok()
@@ -52,7 +53,7 @@ impl Env {
     /// A device's stored readings, one `sensor_id\trecorded_at\tvalue\tformat` line each.
     fn rows_of(&self, token: &str) -> String {
         clickhouse(&format!(
-            "SELECT sensor_id, toString(recorded_at, 'UTC'), value, format FROM {}.readings FINAL WHERE device_token = '{token}' ORDER BY recorded_at, sensor_id",
+            "SELECT sensor_id, toString(recorded_at, 'UTC'), value, format FROM {}.{READINGS} FINAL WHERE device_token = '{token}' ORDER BY recorded_at, sensor_id",
             self.db
         ))
         .expect("select")
@@ -61,7 +62,7 @@ impl Env {
     /// Rows of the run that did not collapse: count() without FINAL minus distinct keys.
     fn duplicates_after_merge(&self, run: &str) -> u64 {
         clickhouse_count(&format!(
-            "SELECT count() - uniqExact(device_token, sensor_id, recorded_at) FROM {}.readings FINAL WHERE device_token LIKE '{run}%'",
+            "SELECT count() - uniqExact(device_token, sensor_id, recorded_at) FROM {}.{READINGS} FINAL WHERE device_token LIKE '{run}%'",
             self.db
         ))
     }
@@ -186,7 +187,7 @@ fn mqtt_to_clickhouse_end_to_end() {
              13\t2017-03-24 13:35:14\t66\traw\n"
         );
         let stream_sum = clickhouse_count(&format!(
-            "SELECT toInt64(-sum(value) * 2) FROM {}.readings FINAL WHERE device_token LIKE '{run}d%'",
+            "SELECT toInt64(-sum(value) * 2) FROM {}.{READINGS} FINAL WHERE device_token LIKE '{run}d%'",
             env.db
         ));
         // Sum over i of (i + -(i + 0.5)) = -n/2; negated and doubled: n.
@@ -196,7 +197,7 @@ fn mqtt_to_clickhouse_end_to_end() {
             let mut got = 0;
             wait_for(Duration::from_secs(30), || {
                 got = clickhouse(&format!(
-                    "SELECT count() FROM {}.ingest_errors FINAL WHERE device_token = '{tok}'",
+                    "SELECT count() FROM {}.{INGEST_ERRORS} FINAL WHERE device_token = '{tok}'",
                     env.db
                 ))
                 .ok()
@@ -212,7 +213,7 @@ fn mqtt_to_clickhouse_end_to_end() {
             "malformed raw + bad sensor id + too_large"
         );
         let errors = clickhouse(&format!(
-            "SELECT error_kind, mqtt_topic, payload FROM {}.ingest_errors FINAL WHERE device_token = '{tok}' AND error_kind != 'too_large' ORDER BY error_kind",
+            "SELECT error_kind, mqtt_topic, payload FROM {}.{INGEST_ERRORS} FINAL WHERE device_token = '{tok}' AND error_kind != 'too_large' ORDER BY error_kind",
             env.db
         ))
         .expect("errors");
@@ -225,7 +226,7 @@ fn mqtt_to_clickhouse_end_to_end() {
         );
         assert_eq!(
             clickhouse_count(&format!(
-                "SELECT count() FROM {}.ingest_errors WHERE device_token = '{tok}' AND error_kind = 'too_large' AND length(payload) = 2048",
+                "SELECT count() FROM {}.{INGEST_ERRORS} WHERE device_token = '{tok}' AND error_kind = 'too_large' AND length(payload) = 2048",
                 env.db
             )),
             1,
@@ -234,15 +235,15 @@ fn mqtt_to_clickhouse_end_to_end() {
 
         assert!(wait_for(Duration::from_secs(30), || {
             clickhouse_count(&format!(
-                "SELECT count() FROM {}.device_hello FINAL WHERE device_token = '{tok}'",
+                "SELECT count() FROM {}.{DEVICE_HELLO} FINAL WHERE device_token = '{tok}'",
                 env.db
             )) == 1
                 && clickhouse_count(&format!(
-                    "SELECT count() FROM {}.device_info WHERE device_token = '{tok}' AND visitParamExtractString(info, 'hw_ver') = '2.1'",
+                    "SELECT count() FROM {}.{DEVICE_INFO} WHERE device_token = '{tok}' AND visitParamExtractString(info, 'hw_ver') = '2.1'",
                     env.db
                 )) == 1
                 && clickhouse_count(&format!(
-                    "SELECT count() FROM {}.device_inventory WHERE position(report, '{run}') > 0",
+                    "SELECT count() FROM {}.{DEVICE_INVENTORY} WHERE position(report, '{run}') > 0",
                     env.db
                 )) == 1
         }));
@@ -365,7 +366,7 @@ fn tolerant_decoding_end_to_end() {
         let mut errors = String::new();
         wait_for(Duration::from_secs(30), || {
             errors = clickhouse(&format!(
-                "SELECT error_kind FROM {}.ingest_errors FINAL WHERE device_token = '{tok}' ORDER BY error_kind",
+                "SELECT error_kind FROM {}.{INGEST_ERRORS} FINAL WHERE device_token = '{tok}' ORDER BY error_kind",
                 env.db
             ))
             .unwrap_or_default();
@@ -434,7 +435,7 @@ fn sigkill_mid_stream_loses_nothing_and_duplicates_collapse() {
         );
         assert_eq!(env.duplicates_after_merge(&run), 0);
         let raw_rows = clickhouse_count(&format!(
-            "SELECT count() FROM {}.readings WHERE device_token LIKE '{run}%'",
+            "SELECT count() FROM {}.{READINGS} WHERE device_token LIKE '{run}%'",
             env.db
         ));
         eprintln!("SIGKILL after {before} of {want} readings: {raw_rows} rows before merges (redelivered: {})", raw_rows - want);

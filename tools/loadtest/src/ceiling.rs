@@ -2,7 +2,8 @@
 //! - broker: a bare subscriber (same shared subscription, QoS 1, does nothing with a message)
 //!   receiving the load the pipeline gets;
 //! - database: bulk RowBinary inserts of reading rows straight into a scratch copy of the
-//!   `readings` table, one INSERT at a time in decoder-sized batches.
+//!   `readings` table, one INSERT at a time in decoder-sized batches, with the decoder's row type
+//!   and insert (`sck-store`).
 //!
 //! Each prints one `CEILING …` line.
 
@@ -11,9 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clickhouse::Row;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use serde::Serialize;
+use sck_store::tables::{ReadingRow, READINGS};
 
 use crate::config::Args;
 use crate::payload::sensor_ids;
@@ -116,23 +116,13 @@ pub async fn subscriber(args: &Args, group: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(Row, Serialize)]
-struct ReadingRow<'a> {
-    device_token: &'a str,
-    sensor_id: u32,
-    recorded_at: u32,
-    value: f64,
-    received_at: u32,
-    format: &'static str,
-}
-
 pub async fn insert(args: &Args, rows: usize, batch: usize) -> anyhow::Result<()> {
     let db = &args.clickhouse.clickhouse_database;
     let ch = crate::verify::client(&args.clickhouse)
         .with_compression(clickhouse::Compression::Lz4)
         .with_database(db);
     let table = format!("ceiling_readings_{:08x}", fastrand::u32(..));
-    ch.query(&format!("CREATE TABLE {table} AS {db}.readings"))
+    ch.query(&format!("CREATE TABLE {table} AS {db}.{READINGS}"))
         .execute()
         .await
         .context("creating the scratch table (run the decoder's migrations first)")?;
@@ -144,21 +134,19 @@ pub async fn insert(args: &Args, rows: usize, batch: usize) -> anyhow::Result<()
     let result: anyhow::Result<()> = async {
         while written < rows {
             let n = batch.min(rows - written);
-            let mut ins = ch.insert::<ReadingRow<'_>>(&table).await?;
-            for k in written..written + n {
+            let rows = (written..written + n).map(|k| {
                 let device = k % tokens.len();
                 let step = k / tokens.len();
-                ins.write(&ReadingRow {
+                ReadingRow {
                     device_token: &tokens[device],
                     sensor_id: sensors[step % sensors.len()],
                     recorded_at: start_t + (step / sensors.len()) as u32,
                     value: (k % 10_000) as f64 / 100.0,
                     received_at: start_t,
                     format: "raw",
-                })
-                .await?;
-            }
-            ins.end().await?;
+                }
+            });
+            sck_store::insert::<ReadingRow>(&ch, &table, rows, None).await?;
             written += n;
         }
         Ok(())

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clickhouse::{Client, Row};
 use sck_runtime::settings::clickhouse::ClickHouseArgs;
+use sck_store::tables::READINGS;
 use serde::Deserialize;
 
 use crate::publish::Sent;
@@ -54,14 +55,14 @@ pub async fn counts(ch: &Client, db: &str, run_id: &str) -> anyhow::Result<Count
     let filter = run_filter(run_id);
     let (rows, distinct): (u64, u64) = ch
         .query(&format!(
-            "SELECT count(), uniqExact(device_token, sensor_id, recorded_at) FROM {db}.readings WHERE {filter}"
+            "SELECT count(), uniqExact(device_token, sensor_id, recorded_at) FROM {db}.{READINGS} WHERE {filter}"
         ))
         .fetch_one()
         .await
         .context("counting the run's readings")?;
     let final_rows: u64 = ch
         .query(&format!(
-            "SELECT count() FROM {db}.readings FINAL WHERE {filter}"
+            "SELECT count() FROM {db}.{READINGS} FINAL WHERE {filter}"
         ))
         .fetch_one()
         .await
@@ -102,7 +103,7 @@ impl Tracker {
         } = *p;
         let rows: Vec<DeviceMax> = ch
             .query(&format!(
-                "SELECT device_token, toUInt32(max(recorded_at)) AS max_t, count() AS rows FROM {db}.readings WHERE {} GROUP BY device_token",
+                "SELECT device_token, toUInt32(max(recorded_at)) AS max_t, count() AS rows FROM {db}.{READINGS} WHERE {} GROUP BY device_token",
                 run_filter(run_id)
             ))
             .fetch_all()

@@ -70,7 +70,8 @@ fn a_short_load_arrives_complete_and_the_counts_agree() {
         assert!(field(&result, "p99_ms") >= field(&result, "p50_ms"));
         // ClickHouse's own count of the run.
         let counted = clickhouse_count(&format!(
-            "SELECT count() FROM {db}.readings FINAL WHERE device_token LIKE '{run_id}d%'"
+            "SELECT count() FROM {db}.{} FINAL WHERE device_token LIKE '{run_id}d%'",
+            tables::READINGS
         ));
         assert_eq!(counted, sent);
         // The report says the same, and the chart is next to it.

@@ -1,10 +1,14 @@
-//! ClickHouse queries over HTTP for the tests' assertions.
+//! ClickHouse queries over HTTP for the tests' assertions, naming tables through `sck-store`'s
+//! constants (`tables::READINGS`, …) as the services do.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::*;
+
+/// The tables' names (and row types), from the one place that defines them.
+pub use sck_store::tables;
 
 /// Runs a ClickHouse query over HTTP; the body (TabSeparated by default), or the error text.
 pub fn clickhouse(sql: &str) -> Result<String, String> {
