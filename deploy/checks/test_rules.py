@@ -29,6 +29,19 @@ def test_runbook_section_in_the_docs(alert, docs_text):
     assert f"Runbook: {alert}" in docs_text
 
 
+@pytest.mark.parametrize("alert", alert_names())
+def test_runbook_url_points_at_its_section(alert):
+    """The default runbookBaseUrl names a file of this repository that has the alert's section
+    under the anchor GitHub derives from its heading."""
+    base = yaml.safe_load((chart.CHART / "values.yaml").read_text())["monitoring"]["prometheusRule"]["runbookBaseUrl"]
+    path, _, anchor_prefix = base.split("/blob/main/", 1)[1].partition("#")
+    doc = chart.ROOT / path
+    assert doc.is_file(), f"runbookBaseUrl names {path}, not a file of the repository"
+    headings = {line.lstrip("#").strip().lower().replace(":", "").replace(" ", "-")
+                for line in doc.read_text().splitlines() if line.startswith("#")}
+    assert f"{anchor_prefix}{alert.lower()}" in headings, f"{path} has no heading for #{anchor_prefix}{alert.lower()}"
+
+
 def test_every_alert_has_a_promtool_test(rule_groups):
     names = {r["alert"] for g in rule_groups["groups"] for r in g["rules"]}
     tests = yaml.safe_load(ALERTS_TEST.read_text())
