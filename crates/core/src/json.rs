@@ -9,10 +9,10 @@
 //! original handler reads it ([`repair`]): non-ASCII bytes (a BOM, invalid UTF-8) dropped, and
 //! numbers no machine type holds (`1e400`, `100000000000000000000`) turned into strings, so such
 //! a number is one reading's problem (or its value, when it is a finite f64) instead of the
-//! whole message's. A payload holding any non-ASCII byte takes the repaired path at once, even
-//! when it is valid JSON: the original drops those bytes before parsing, so a key spelled with
-//! one (`"\u{80}sensors"`) is the key without it, not an unknown key whose readings vanish
-//! silently. Well-formed ASCII payloads (every device's) never take that path.
+//! whole message's. A valid payload with an entry that lacks `"sensors"` takes that path too when
+//! it holds a non-ASCII byte: the original drops those bytes before parsing, so a key spelled
+//! with one (`"\u{80}sensors"`) is `sensors`, not an unknown key whose readings vanish
+//! silently. Well-formed payloads never take the repaired path, and pay no extra scan.
 //!
 //! A sensor id may be a number or a string of digits (`"007"`); any other string is a sensor
 //! key (`"temp"`), which needs a sensor catalogue to resolve ([`ErrorKind::UnknownSensorKey`]).
@@ -38,8 +38,9 @@ pub struct Payload<'a> {
 pub struct Entry<'a> {
     #[serde(borrow, default)]
     pub recorded_at: Field<'a>,
+    /// `None` when the key is absent (see [`lacks_sensors`]).
     #[serde(borrow, default)]
-    pub sensors: Vec<Sensor<'a>>,
+    pub sensors: Option<Vec<Sensor<'a>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +123,12 @@ impl<'de> Visitor<'de> for FieldVisitor {
 }
 
 /// Validates a parsed payload into readings and problems.
+/// Whether an entry has no `"sensors"` key: in a payload with non-ASCII bytes, a sign that one
+/// of them hides the key (read again with them dropped, as the original reads every payload).
+pub fn lacks_sensors(payload: &Payload<'_>) -> bool {
+    payload.data.iter().any(|e| e.sensors.is_none())
+}
+
 pub fn push_payload(payload: &Payload<'_>, limits: &Limits, out: &mut Decoded) {
     for entry in &payload.data {
         let time = match &entry.recorded_at {
@@ -133,7 +140,7 @@ pub fn push_payload(payload: &Payload<'_>, limits: &Limits, out: &mut Decoded) {
             )),
         };
         let mut stamped = false;
-        for sensor in &entry.sensors {
+        for sensor in entry.sensors.as_deref().unwrap_or_default() {
             let id_text;
             let id = match &sensor.id {
                 Field::U64(n) => IdInput::Unsigned(*n),
@@ -211,17 +218,15 @@ impl JsonDecoder {
         limits: &Limits,
         out: &mut Decoded,
     ) -> Result<(), JsonError> {
-        let mut first = None;
-        if payload.is_ascii() {
-            match parse::<Payload<'_>>(&mut self.buf, &mut self.buffers, payload) {
-                Ok(parsed) => {
-                    push_payload(&parsed, limits, out);
-                    return Ok(());
-                }
-                Err(e) => first = Some(JsonError(e.to_string())),
+        let first = match parse::<Payload<'_>>(&mut self.buf, &mut self.buffers, payload) {
+            Ok(parsed) if !lacks_sensors(&parsed) || payload.is_ascii() => {
+                push_payload(&parsed, limits, out);
+                return Ok(());
             }
-        }
-        // Refused, or not ASCII (read with those bytes dropped, as the original does).
+            Ok(_) => None,
+            Err(e) => Some(JsonError(e.to_string())),
+        };
+        // Refused, or an entry lacks "sensors" in a non-ASCII payload: read with those bytes dropped.
         let Some((repaired, dropped)) = repair(payload) else {
             return Err(first.unwrap_or_else(|| JsonError("not a readings payload".into())));
         };
@@ -267,16 +272,13 @@ pub fn decode_with_serde_json(
     limits: &Limits,
     out: &mut Decoded,
 ) -> Result<(), JsonError> {
-    let first = if payload.is_ascii() {
-        match serde_json::from_slice::<Payload<'_>>(payload) {
-            Ok(parsed) => {
-                push_payload(&parsed, limits, out);
-                return Ok(());
-            }
-            Err(e) => JsonError(e.to_string()),
+    let first = match serde_json::from_slice::<Payload<'_>>(payload) {
+        Ok(parsed) if !lacks_sensors(&parsed) || payload.is_ascii() => {
+            push_payload(&parsed, limits, out);
+            return Ok(());
         }
-    } else {
-        JsonError("not ASCII".to_string())
+        Ok(_) => JsonError("an entry lacks sensors".to_string()),
+        Err(e) => JsonError(e.to_string()),
     };
     let (repaired, dropped) = repair(payload).ok_or(first.clone())?;
     let parsed: Payload<'_> = serde_json::from_slice(&repaired).map_err(|_| first)?;
@@ -587,9 +589,9 @@ mod tests {
             decode_with_serde_json(&payload, &LIMITS, &mut b).unwrap();
             assert_eq!(a, b);
         }
-        // Valid UTF-8 is dropped too, as the original does: `°` is two bytes.
+        // Valid UTF-8 in strings of a complete payload is kept as it is: nothing dropped.
         let d = both(r#"{"data":[],"note":"21 °C"}"#).unwrap();
-        assert_eq!(d.dropped_bytes, 2);
+        assert_eq!(d.dropped_bytes, 0);
         // A key spelled with a non-ASCII character is the key without it, so its readings are
         // read, not silently skipped as an unknown key (found by the no-silent-loss property).
         let d = both(
