@@ -1,17 +1,18 @@
 # sck-ingest: readings ingestion for Smart Citizen Kit sensors (MQTT -> Kafka -> ClickHouse).
 #   make up     install what is missing and start Mosquitto, tansu (Kafka API), ClickHouse on loopback
 #   make down   stop only what `make up` started
-#   make test   format + lint + unit tests + chart/k8s/alert checks + integration tests on the real stack
+#   make test   lint (fmt, clippy, core purity) + unit tests + settings and deployment checks + integration tests
 #   make demo   start stack + one bridge + one decoder, publish ~20 s of readings, show RESULT
 #   make bench  criterion benchmarks (decode path of both formats, simd-json vs serde_json)
 #   make loadtest / make ceilings   a configurable load (RATE DURATION DEVICES) / throughput vs ceilings
+#   make chart-test / make settings-check / make settings-docs   deployment checks / settings checks / docs/settings.md
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 .PHONY: help up down status build lint unit-test chart-test k8s-render integration-test test bench demo loadtest ceilings
 
 help:
-	@sed -n '2,9p' Makefile
+	@sed -n '2,8p' Makefile
 
 up:
 	@scripts/stack.sh up
@@ -27,7 +28,8 @@ build:
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
+	@scripts/check-core-pure.sh
 
 unit-test:
 	cargo test --workspace --lib --bins
