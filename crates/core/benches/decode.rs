@@ -2,7 +2,7 @@
 //! on realistic payloads (1 x 12 and 10 x 12 readings), and the JSON path once more with
 //! serde_json instead of simd-json. Throughput is reported in readings (criterion "elements").
 //!
-//! `make bench` runs it; README "Benchmarks" records the numbers as ratios.
+//! `make bench` runs it; docs/performance.md ("Decode benchmark") records the numbers as ratios.
 
 use std::hint::black_box;
 
