@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The local stack of real servers on loopback: Mosquitto (MQTT), tansu (Kafka API), ClickHouse.
+# The local stack of real servers on loopback: Mosquitto (MQTT), tansu (Kafka API), ClickHouse,
+# and the Smart Citizen platform's side: PostgreSQL (its registry tables) and Redis.
 #
 #   scripts/stack.sh up              install what is missing, start what is not running, wait, write .stack/env
 #   scripts/stack.sh down            stop only what `up` started (by pid file)
 #   scripts/stack.sh status          one line per component
-#   scripts/stack.sh start|stop|kill C   one component (kill = SIGKILL, a crash): mosquitto | kafka | clickhouse
+#   scripts/stack.sh start|stop|kill C   one component (kill = SIGKILL, a crash): mosquitto | kafka | clickhouse | postgres | redis
+#   scripts/stack.sh env             write .stack/env (`up` does; for components started one by one)
+#   scripts/stack.sh psql [ARGS]     psql on the platform database as the tables' owner
 #   scripts/stack.sh create-topics   the three pipeline topics (idempotent)
 #   scripts/stack.sh check-drops     fail if Mosquitto logged dropped messages
 #   scripts/stack.sh install         install packages and tansu only
@@ -12,8 +15,12 @@
 #
 # Everything lives under .stack/ (git-ignored): config, data, logs, pid files.
 # Ports: STACK_MQTT_PORT (1883), STACK_KAFKA_PORT (9092), STACK_CLICKHOUSE_PORT (8123),
-# STACK_CLICKHOUSE_TCP_PORT (19000; not 9000, which the services' METRICS_ADDR defaults to).
-# Topic partitions: STACK_KAFKA_PARTITIONS (6).
+# STACK_CLICKHOUSE_TCP_PORT (19000; not 9000, which the services' METRICS_ADDR defaults to),
+# STACK_POSTGRES_PORT (15432), STACK_REDIS_PORT (16379; both off the defaults a system
+# PostgreSQL or Redis would hold). Topic partitions: STACK_KAFKA_PARTITIONS (6).
+# PostgreSQL: database sck_platform, tables from scripts/platform/schema.sql owned by
+# sck_platform (PLATFORM_POSTGRES_URL), read and partly updated by sck_registry
+# (REGISTRY_POSTGRES_URL, scripts/platform/grants.sql), demo rows from scripts/platform/seed.sql.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,6 +36,16 @@ KAFKA_PORT=${STACK_KAFKA_PORT:-9092}
 CH_PORT=${STACK_CLICKHOUSE_PORT:-8123}
 CH_TCP_PORT=${STACK_CLICKHOUSE_TCP_PORT:-19000}
 PARTITIONS=${STACK_KAFKA_PARTITIONS:-6}
+PG_PORT=${STACK_POSTGRES_PORT:-15432}
+REDIS_PORT=${STACK_REDIS_PORT:-16379}
+PG_DB=sck_platform
+PG_OWNER=sck_platform
+PG_REGISTRY=sck_registry
+# Fixed development passwords: the server listens on loopback only, and they leave this script only
+# through .stack/env (mode 600) and psql's stdin, never a command line or a log.
+PG_OWNER_PASSWORD=sck_platform_dev
+PG_REGISTRY_PASSWORD=sck_registry_dev
+PLATFORM_SQL=$ROOT/scripts/platform
 TOPICS=(sck.readings sck.device-events sck.dead-letter)
 
 log() { printf '[stack] %s\n' "$*" >&2; }
@@ -46,7 +63,7 @@ apt_install() {
   # policy-rc.d or not, the packaged services must not be started: we run our own instances.
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Some packages start a system-wide daemon on install; stop those so they do not hold our ports.
-  for svc in mosquitto clickhouse-server; do
+  for svc in mosquitto clickhouse-server postgresql redis-server; do
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
       $sudo systemctl stop "$svc" || true
     fi
@@ -67,7 +84,7 @@ install_tansu() {
 }
 
 install_all() {
-  apt_install mosquitto clickhouse-server clickhouse-client curl iproute2
+  apt_install mosquitto clickhouse-server clickhouse-client curl iproute2 postgresql redis-server
   install_tansu
 }
 
@@ -105,14 +122,18 @@ spawn() { # name workdir command... ; starts detached, records pid
   echo $! >"$(pidfile "$name")"
 }
 
+# PostgreSQL's SIGTERM is a "smart" shutdown that waits for every client to disconnect (a running
+# decoder never does); SIGINT is its fast shutdown: clients cut, a clean checkpoint, data kept.
+stop_signal() { if [ "$1" = postgres ]; then echo INT; else echo TERM; fi; }
+
 stop_one() { # name [signal]
-  local name=$1 sig=${2:-TERM} pf; pf=$(pidfile "$1")
+  local name=$1 sig=${2:-$(stop_signal "$1")} pf; pf=$(pidfile "$1")
   if ! running "$name"; then rm -f "$pf"; return 0; fi
   local pid; pid=$(cat "$pf")
   kill "-$sig" "$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$pid" 2>/dev/null; then
-    log "$name did not stop on SIGTERM within 10 s; sending SIGKILL"
+    log "$name did not stop on SIG$sig within 10 s; sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
@@ -274,13 +295,171 @@ EOF
   wait_until 60 "clickhouse on :$CH_PORT" clickhouse_ready || die "clickhouse did not start; see $STACK/logs/"
 }
 
+# --- platform: PostgreSQL and Redis ----------------------------------------------------------
+
+pg_bin() { # the server's binaries: STACK_POSTGRES_BIN, else the newest /usr/lib/postgresql/N/bin
+  local bin=${STACK_POSTGRES_BIN:-}
+  [ -n "$bin" ] || bin=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -n 1)
+  [ -x "$bin/postgres" ] || die "PostgreSQL server binaries not found (scripts/stack.sh install, or set STACK_POSTGRES_BIN)"
+  echo "$bin"
+}
+
+# PostgreSQL refuses to run as root. As root, initdb and the server run as the unprivileged
+# `postgres` system user that the Debian package creates, through setpriv: it changes uid/gid and
+# execs, so the pid `spawn` records is the postmaster's own and `stop`/`kill` signal it directly
+# (runuser and su fork and stay in between: su answers SIGTERM with SIGKILL to its child after
+# 2 s, and a SIGKILL to it would orphan the server). As any other user, they run as that user.
+PG_AS=()
+if [ "$(id -u)" -eq 0 ]; then
+  PG_AS=(setpriv --reuid=postgres --regid=postgres --init-groups --reset-env --)
+fi
+
+# $STACK/postgres, physical path: the server must not go through directories it cannot enter.
+pg_dir() { (cd "$STACK/postgres" 2>/dev/null && pwd -P) || echo "$STACK/postgres"; }
+
+# As root, the `postgres` user must be able to enter the cluster's directory. A clone in a directory
+# closed to other users (e.g. /root) gets its cluster in /var/lib/sck-ingest, linked as .stack/postgres.
+pg_prepare_dir() {
+  local link=$STACK/postgres
+  [ "$(id -u)" -eq 0 ] && [ ! -e "$link" ] || return 0
+  "${PG_AS[@]}" test -x "$STACK" && return 0
+  local real; real=/var/lib/sck-ingest/postgres-$(printf '%s' "$(cd "$STACK" && pwd -P)" | sha256sum | cut -c1-12)
+  mkdir -p "$real" && chmod 755 /var/lib/sck-ingest "$real" && ln -s "$real" "$link"
+  log "postgres: $STACK is closed to the postgres user; the cluster lives in $real (linked from $link)"
+}
+
+pg_ready() { "$(pg_bin)/pg_isready" -q -h "$(pg_dir)/run" -p "$PG_PORT" -d postgres -U postgres; }
+
+# psql over the server's unix socket: `trust` there, but the socket's directory is 0700 and owned
+# by the server's user, so only that user (and root) can reach it. Passwords come in on stdin.
+pg_socket_psql() { # role database [psql args...]
+  local role=$1 db=$2; shift 2
+  PGOPTIONS="-c client_min_messages=warning" \
+    "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$(pg_dir)/run" -p "$PG_PORT" -U "$role" -d "$db" "$@"
+}
+
+write_pg_config() {
+  local dir; dir=$(pg_dir)
+  cat >"$dir/postgresql.conf" <<EOF
+# Generated by scripts/stack.sh. Local PostgreSQL holding the Smart Citizen platform's registry tables.
+data_directory = '$dir/data'
+hba_file = '$dir/pg_hba.conf'
+ident_file = '$dir/data/pg_ident.conf'
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$dir/run'
+unix_socket_permissions = 0700
+password_encryption = scram-sha-256
+max_connections = 100
+shared_buffers = 128MB
+timezone = 'UTC'
+log_timezone = 'UTC'
+log_destination = 'stderr'
+log_line_prefix = '%m [%p] %q%u@%d '
+lc_messages = 'C'
+EOF
+  # Loopback is shared with every process on the machine: TCP logins need the role's password
+  # (scram-sha-256), and the superuser `postgres` has none, so it is reachable on the socket only.
+  cat >"$dir/pg_hba.conf" <<'EOF'
+# Generated by scripts/stack.sh.
+# TYPE  DATABASE  USER  ADDRESS        METHOD
+local   all       all                  trust
+host    all       all   127.0.0.1/32   scram-sha-256
+EOF
+}
+
+# A SIGKILLed postmaster can leave backends that still hold its shared memory for a moment; a new
+# server refuses to start until they are gone. They all run with the data directory as their cwd.
+pg_orphans_gone() {
+  local data cwd; data=$(cd "$(pg_dir)/data" && pwd -P)
+  for cwd in /proc/[0-9]*/cwd; do
+    [ "$(readlink "$cwd" 2>/dev/null)" = "$data" ] && return 1
+  done
+  return 0
+}
+
+# Roles and database (as the superuser), then the tables, the registry's grants and the demo rows
+# (as the tables' owner). Every step is idempotent: it runs at each start.
+pg_apply_platform() {
+  pg_socket_psql postgres postgres <<EOF || die "postgres: creating the roles or the database failed (see above)"
+-- These statements carry passwords: keep them out of the server log, even on an error.
+SET log_min_error_statement = panic;
+SELECT 'CREATE ROLE $PG_OWNER' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_OWNER') \gexec
+SELECT 'CREATE ROLE $PG_REGISTRY' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_REGISTRY') \gexec
+ALTER ROLE $PG_OWNER LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '$PG_OWNER_PASSWORD';
+ALTER ROLE $PG_REGISTRY LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD '$PG_REGISTRY_PASSWORD';
+SELECT 'CREATE DATABASE $PG_DB OWNER $PG_OWNER' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$PG_DB') \gexec
+EOF
+  local f
+  for f in schema grants seed; do
+    pg_socket_psql "$PG_OWNER" "$PG_DB" -f "$PLATFORM_SQL/$f.sql" >/dev/null || die "postgres: $f.sql failed (see above)"
+  done
+  log "postgres: schema, grants and seed applied to $PG_DB"
+}
+
+start_postgres() {
+  running postgres && { log "postgres already running"; return 0; }
+  ensure_port_free postgres "$PG_PORT" STACK_POSTGRES_PORT
+  [ "$(id -u)" -ne 0 ] || id postgres >/dev/null 2>&1 ||
+    die "no postgres system user to run the server as (the Debian postgresql package creates it: scripts/stack.sh install)"
+  pg_prepare_dir
+  local dir bin; dir=$(pg_dir); bin=$(pg_bin)
+  mkdir -p "$dir/data" "$dir/run" "$STACK/logs"
+  chmod 700 "$dir/data" "$dir/run"
+  [ "$(id -u)" -ne 0 ] || chown postgres:postgres "$dir/data" "$dir/run"
+  "${PG_AS[@]}" test -w "$dir/data" -a -r "$dir" ||
+    die "the postgres user cannot reach $dir (a parent directory closed to other users?); set STACK_DIR elsewhere"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    log "postgres: creating a cluster in $dir/data"
+    "${PG_AS[@]}" "$bin/initdb" -D "$dir/data" -U postgres -E UTF8 --no-locale \
+      --auth-local=trust --auth-host=scram-sha-256 >>"$STACK/logs/postgres.log" 2>&1 ||
+      die "initdb failed; see $STACK/logs/postgres.log"
+  fi
+  write_pg_config
+  for _ in $(seq 1 100); do pg_orphans_gone && break; sleep 0.2; done
+  pg_orphans_gone || die "processes of a previous server still use $dir/data"
+  spawn postgres "$dir" "${PG_AS[@]}" "$bin/postgres" -c config_file="$dir/postgresql.conf"
+  wait_until 60 "postgres on :$PG_PORT" pg_ready || die "postgres did not start; see $STACK/logs/postgres.log"
+  pg_apply_platform
+}
+
+redis_ready() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+
+start_redis() {
+  running redis && { log "redis already running"; return 0; }
+  ensure_port_free redis "$REDIS_PORT" STACK_REDIS_PORT
+  local dir=$STACK/redis
+  mkdir -p "$dir"
+  cat >"$dir/redis.conf" <<EOF
+# Generated by scripts/stack.sh. Local Redis: the pub/sub channel of the onboarding handshake.
+bind 127.0.0.1
+port $REDIS_PORT
+protected-mode yes
+daemonize no
+supervised no
+# Nothing to keep: pub/sub messages are never stored.
+save ""
+appendonly no
+dir $dir
+logfile ""
+loglevel notice
+EOF
+  spawn redis "$dir" redis-server "$dir/redis.conf"
+  wait_until 20 "redis on :$REDIS_PORT" redis_ready || die "redis did not start; see $STACK/logs/redis.log"
+}
+
 write_env() {
-  cat >"$STACK/env" <<EOF
-# Written by scripts/stack.sh up: endpoints of the local stack. Source it: . .stack/env
+  # Mode 600: it holds the PostgreSQL roles' passwords.
+  rm -f "$STACK/env"
+  (umask 077 && cat >"$STACK/env") <<EOF
+# Written by scripts/stack.sh (up, env): endpoints of the local stack. Source it: . .stack/env
 export MQTT_HOST=127.0.0.1
 export MQTT_PORT=$MQTT_PORT
 export KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 export CLICKHOUSE_URL=http://127.0.0.1:$CH_PORT
+export PLATFORM_POSTGRES_URL=postgres://$PG_OWNER:$PG_OWNER_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB
+export REGISTRY_POSTGRES_URL=postgres://$PG_REGISTRY:$PG_REGISTRY_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB
+export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 EOF
 }
 
@@ -293,9 +472,14 @@ start_component() {
     mosquitto) start_mosquitto ;;
     kafka) start_kafka ;;
     clickhouse) start_clickhouse ;;
-    *) die "unknown component '$1' (mosquitto | kafka | clickhouse)" ;;
+    postgres) start_postgres ;;
+    redis) start_redis ;;
+    *) die "unknown component '$1' (${COMPONENTS[*]})" ;;
   esac
 }
+
+# In start order; `down` stops them in reverse.
+COMPONENTS=(mosquitto kafka clickhouse postgres redis)
 
 cmd=${1:-}
 mkdir -p "$STACK"
@@ -307,18 +491,24 @@ case "$cmd" in
     start_kafka
     create_topics
     start_clickhouse
+    start_postgres
+    start_redis
     write_env
     log "stack is up; endpoints in $STACK/env"
     ;;
   down)
-    for c in clickhouse kafka mosquitto; do stop_one "$c"; done
+    for c in redis postgres clickhouse kafka mosquitto; do stop_one "$c"; done
     rm -f "$STACK/env"
     ;;
-  status) for c in mosquitto kafka clickhouse; do status_line "$c"; done ;;
-  is-up) running mosquitto && running kafka && running clickhouse ;;
+  status) for c in "${COMPONENTS[@]}"; do status_line "$c"; done ;;
+  is-up) for c in "${COMPONENTS[@]}"; do running "$c" || exit 1; done ;;
   start) start_component "${2:?component}" ;;
   stop) stop_one "${2:?component}" ;;
   kill) stop_one "${2:?component}" KILL ;;
+  env) write_env && log "endpoints in $STACK/env" ;;
+  psql) # the password through the environment, not the command line (which `ps` shows to all)
+    shift
+    PGPASSWORD=$PG_OWNER_PASSWORD exec "$(pg_bin)/psql" -X -h 127.0.0.1 -p "$PG_PORT" -U "$PG_OWNER" -d "$PG_DB" "$@" ;;
   create-topics) create_topics ;;
   kafka-index) [ "$(tansu_index state)" = present ] && log "index $TANSU_INDEX is in place" || die "index $TANSU_INDEX is missing" ;;
   check-drops)
@@ -327,5 +517,5 @@ case "$cmd" in
     fi
     log "mosquitto log shows no dropped messages"
     ;;
-  *) sed -n '2,15p' "$0"; exit 2 ;;
+  *) sed -n '2,23p' "$0"; exit 2 ;;
 esac
