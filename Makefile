@@ -1,5 +1,5 @@
 # sck-ingest: readings ingestion for Smart Citizen Kit sensors (MQTT -> Kafka -> ClickHouse).
-#   make up     install what is missing and start Mosquitto, tansu (Kafka API), ClickHouse on loopback
+#   make up     install what is missing and start Mosquitto, tansu (Kafka API), ClickHouse, PostgreSQL, Redis
 #   make down   stop only what `make up` started
 #   make test   lint (fmt, clippy, core purity) + unit tests + settings and deployment checks + integration tests
 #   make demo   start stack + one bridge + one decoder, publish ~20 s of readings, show RESULT
@@ -48,7 +48,7 @@ k8s-render:
 	@deploy/checks/run.sh k8s-render
 
 # docs/settings.md from the binaries' clap definitions (scripts/settings-docs.sh).
-.PHONY: settings-docs settings-check
+.PHONY: settings-docs settings-check platform-stack-check
 settings-docs:
 	@scripts/settings-docs.sh
 
@@ -56,7 +56,11 @@ settings-docs:
 settings-check:
 	@scripts/check-settings.sh
 
-test: lint unit-test settings-check chart-test integration-test
+# The local PostgreSQL and Redis (roles, grants, schema, seed, restarts) on their own ports.
+platform-stack-check:
+	@scripts/check-platform-stack.sh
+
+test: lint unit-test settings-check chart-test platform-stack-check integration-test
 
 bench:
 	cargo bench -p sck-core --bench decode

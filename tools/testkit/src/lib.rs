@@ -8,11 +8,13 @@
 mod clickhouse;
 mod kafka;
 mod mqtt;
+mod platform;
 mod process;
 mod stack;
 
 pub use clickhouse::*;
 pub use kafka::*;
 pub use mqtt::*;
+pub use platform::*;
 pub use process::*;
 pub use stack::*;

@@ -20,6 +20,11 @@ pub struct Stack {
     pub kafka_brokers: String,
     /// `host:port` of ClickHouse's HTTP interface.
     pub clickhouse_http: String,
+    /// The platform's PostgreSQL as the tables' owner (tests, seeds).
+    pub platform_postgres_url: String,
+    /// The same database as the decoder's least-privilege user.
+    pub registry_postgres_url: String,
+    pub redis_url: String,
 }
 
 pub fn stack() -> &'static Stack {
@@ -56,6 +61,9 @@ pub fn stack() -> &'static Stack {
                 .trim_start_matches("http://")
                 .trim_end_matches('/')
                 .to_string(),
+            platform_postgres_url: vars["PLATFORM_POSTGRES_URL"].clone(),
+            registry_postgres_url: vars["REGISTRY_POSTGRES_URL"].clone(),
+            redis_url: vars["REDIS_URL"].clone(),
         }
     })
 }
