@@ -10,6 +10,7 @@ pub mod decode;
 pub mod encode;
 pub mod envelope;
 pub mod json;
+pub mod latest;
 pub mod raw;
 pub mod reading;
 pub mod timestamp;

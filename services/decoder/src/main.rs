@@ -9,6 +9,8 @@ mod inspect;
 mod kafka;
 mod metrics;
 mod pipeline;
+#[allow(dead_code)] // wired into the batch and the insert task once the registry lands
+mod platform_writer;
 
 /// The pipeline's path to the sink (`crate::sink::Sink`).
 use crate::clickhouse::sink;
