@@ -83,6 +83,12 @@ pub struct Args {
     #[command(flatten)]
     pub clickhouse: ClickHouseArgs,
 
+    /// The platform's PostgreSQL as its tables' owner. When set, the run registers its devices
+    /// there before publishing and checks that every stored reading carries its device's id
+    /// (a decoder with REGISTRY_POSTGRES_URL). Unset: no registration, no id check.
+    #[arg(long, env = "PLATFORM_POSTGRES_URL", hide_env_values = true)]
+    pub platform_postgres_url: Option<Secret>,
+
     #[command(flatten)]
     pub print: PrintSettingsArgs,
 }

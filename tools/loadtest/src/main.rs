@@ -8,6 +8,7 @@ mod config;
 mod kafka_ceiling;
 mod payload;
 mod publish;
+mod register;
 mod report;
 mod verify;
 
@@ -91,6 +92,20 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         "run {run_id}: {} devices, {} msg/s for {:?} over {} connections, {} sensors, raw share {}",
         args.devices, args.rate, args.duration, args.connections, args.sensors, args.raw_share
     );
+    let device_ids = match &args.platform_postgres_url {
+        Some(url) => {
+            let tokens: Vec<String> = (0..args.devices)
+                .map(|i| payload::token(&run_id, i))
+                .collect();
+            let ids = register::devices(url, &tokens).await?;
+            eprintln!(
+                "registered {} devices in the platform's PostgreSQL",
+                ids.len()
+            );
+            Some(ids)
+        }
+        None => None,
+    };
     let sent = Arc::new(publish::Sent::default());
     let started = Instant::now();
     let publisher = tokio::spawn({
@@ -142,6 +157,10 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     // One last poll so the stored-over-time series ends at the final count.
     let _ = tracker.poll(&probe).await;
 
+    let wrong_device_ids = match &device_ids {
+        Some(ids) => Some(register::wrong_device_ids(&ch, &db, &run_id, ids).await?),
+        None => None,
+    };
     let mut lat = tracker.latencies_ms.clone();
     lat.sort_unstable();
     let report = Report {
@@ -167,6 +186,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         catch_up_s: catch_up(&tracker.stored, published.elapsed.as_secs_f64()),
         sent_per_second: published.per_second,
         stored_over_time: tracker.stored.clone(),
+        wrong_device_ids,
     };
     if let Some(path) = &args.report {
         let svg = report.write(path, &lat)?;
@@ -178,8 +198,11 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
             report.missing_readings, sent_readings, args.verify_timeout
         );
     }
+    if let Some(n) = wrong_device_ids.filter(|n| *n > 0) {
+        eprintln!("WRONG DEVICE IDS: {n} stored readings do not carry their device's id");
+    }
     println!("{}", report.result_line());
-    Ok(report.missing_readings == 0)
+    Ok(report.missing_readings == 0 && wrong_device_ids.unwrap_or(0) == 0)
 }
 
 /// Rows stored per second while rows were arriving: from the first poll that saw rows to the

@@ -39,10 +39,16 @@ pub fn sensor_ids(n: usize) -> Vec<u32> {
         .collect()
 }
 
+/// The token of the run's device `index`: the run id is its prefix, so a run's rows are found
+/// with `LIKE '<run>d%'`.
+pub fn token(run_id: &str, index: usize) -> String {
+    format!("{run_id}d{index}")
+}
+
 impl Device {
     pub fn new(run_id: &str, index: usize, start: i64) -> Device {
         Device {
-            token: format!("{run_id}d{index}"),
+            token: token(run_id, index),
             next_t: start,
             seq: 0,
         }

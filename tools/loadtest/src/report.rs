@@ -41,6 +41,9 @@ pub struct Report {
     pub sent_per_second: Vec<u64>,
     /// (seconds since start, rows stored) as polled.
     pub stored_over_time: Vec<(f64, u64)>,
+    /// With registered devices: stored readings whose `device_id` is not their device's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wrong_device_ids: Option<u64>,
 }
 
 impl Report {
@@ -56,7 +59,10 @@ impl Report {
             self.msgs_per_s,
             self.latency_ms.p50,
             self.latency_ms.p99
-        )
+        ) + &self
+            .wrong_device_ids
+            .map(|n| format!(" wrong_device_ids={n}"))
+            .unwrap_or_default()
     }
 
     /// Writes the JSON report and `<report>.svg` next to it; returns the chart's path.
