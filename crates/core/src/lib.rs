@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod json;
 pub mod raw;
 pub mod reading;
+pub mod registry;
 pub mod timestamp;
 pub mod topic;
 

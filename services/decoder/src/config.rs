@@ -15,6 +15,7 @@ use sck_runtime::settings::docs::PrintSettingsArgs;
 use sck_runtime::settings::kafka::{
     parse_properties, KafkaBrokersArgs, KafkaSecurityArgs, KafkaTopicsArgs,
 };
+use sck_runtime::settings::registry::{RegistryArgs, RegistrySettings};
 use sck_runtime::settings::service::{Service, ServiceArgs};
 
 pub use sck_runtime::settings::clickhouse::ClickHouseCompression;
@@ -98,6 +99,9 @@ pub struct Args {
     pub max_future_secs: i64,
 
     #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    #[command(flatten)]
     pub service: ServiceArgs<Decoder>,
 
     #[command(flatten)]
@@ -179,6 +183,8 @@ pub struct Config {
     pub insert_timeout: Duration,
     pub batch: BatchLimits,
     pub max_future_secs: i64,
+    /// The device registry; `None` without REGISTRY_POSTGRES_URL (device_id 0).
+    pub registry: Option<RegistrySettings>,
     pub drain_timeout: Duration,
     pub metrics_addr: SocketAddr,
     pub client_id: String,
@@ -233,6 +239,7 @@ impl Args {
         check_eager_rebalancing(&consumer_properties)?;
         self.kafka_brokers.check()?;
         self.kafka_topics.check()?;
+        let registry = self.registry.validate()?;
         Ok(Config {
             command: self.command.unwrap_or(Command::Run),
             kafka_brokers: self.kafka_brokers.kafka_brokers,
@@ -260,6 +267,7 @@ impl Args {
                 max_age: Duration::from_millis(self.batch_max_age_ms),
             },
             max_future_secs: self.max_future_secs,
+            registry,
             drain_timeout: self.service.drain_timeout(),
             metrics_addr: self.service.metrics_addr,
             client_id: format!("sck-decoder-{hostname}"),
@@ -326,6 +334,30 @@ mod tests {
         assert_eq!(c.max_future_secs, 86_400);
         assert_eq!(c.fetch_wait_max_ms, 100);
         assert_eq!(c.client_id, "sck-decoder-pod-1");
+        assert_eq!(
+            c.registry, None,
+            "no registry without REGISTRY_POSTGRES_URL"
+        );
+    }
+
+    #[test]
+    fn registry_settings() {
+        let c = parse(&[
+            "--registry-postgres-url",
+            "postgres://reg:hunter2@pg:5432/platform",
+            "--registry-refresh-secs",
+            "3600",
+        ])
+        .unwrap();
+        let r = c.registry.as_ref().expect("a registry");
+        assert_eq!(r.refresh, Duration::from_secs(3600));
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(
+            parse(&["--registry-query-timeout-ms", "0"])
+                .map_err(|e| e.name())
+                .err(),
+            Some("REGISTRY_QUERY_TIMEOUT_MS")
+        );
     }
 
     #[test]

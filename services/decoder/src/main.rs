@@ -9,6 +9,7 @@ mod inspect;
 mod kafka;
 mod metrics;
 mod pipeline;
+mod platform;
 
 /// The pipeline's path to the sink (`crate::sink::Sink`).
 use crate::clickhouse::sink;
@@ -167,6 +168,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         retry,
         warnings: LogLimiter::new(Duration::from_secs(5)),
     });
+    let registry = start_registry(&cfg, &metrics).await?;
     let probes = tokio::spawn(watch_dependencies(
         Arc::downgrade(&consumer),
         sink.clone(),
@@ -194,11 +196,39 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         max_future_secs: cfg.max_future_secs,
         dlq_topic: cfg.dlq_topic.clone(),
         drain_timeout: cfg.drain_timeout,
+        registry,
     };
     let result = pipeline.run(stop_rx).await;
     probes.abort();
     tracing::info!("sck-decoder stopped");
     result
+}
+
+/// The device registry, when REGISTRY_POSTGRES_URL is set: connected, loaded (or not: decoding
+/// starts anyway, PostgreSQL is not a readiness check) and kept fresh.
+async fn start_registry(
+    cfg: &config::Config,
+    metrics: &metrics::Metrics,
+) -> anyhow::Result<Option<Arc<platform::Registry>>> {
+    let Some(settings) = &cfg.registry else {
+        tracing::info!(
+            "no device registry (REGISTRY_POSTGRES_URL unset): readings are stored with device_id 0"
+        );
+        return Ok(None);
+    };
+    metrics
+        .register_registry()
+        .context("registering the registry metrics")?;
+    let pg = platform::Postgres::start(&settings.url, settings.query_timeout)?;
+    tracing::info!(
+        postgres = pg.target(),
+        refresh_secs = settings.refresh.as_secs(),
+        "device registry: the platform's PostgreSQL"
+    );
+    let registry = Arc::new(platform::Registry::new(pg, settings, metrics));
+    registry.first_refresh(settings.query_timeout * 2).await;
+    tokio::spawn(registry.clone().keep_fresh());
+    Ok(Some(registry))
 }
 
 /// Sets the `kafka` and `clickhouse` readiness checks every few seconds.

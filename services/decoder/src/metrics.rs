@@ -58,7 +58,19 @@ pub struct Metrics {
     pub clickhouse_up: IntGauge,
     /// Payload bytes dropped before parsing (non-ASCII, a BOM, invalid UTF-8), by kind.
     pub dropped_bytes: IntCounterVec,
+    /// 1 while the device registry (PostgreSQL) answers. Registered only with a registry
+    /// ([`Metrics::register_registry`]), so a decoder without one does not look down.
+    pub registry_up: IntGauge,
+    /// Devices in the registry cache (after the last full refresh).
+    pub registry_devices: IntGauge,
+    /// Token lookups by result: known / unknown (from the cache), found / not_found (asked
+    /// PostgreSQL), unavailable (not in the cache, PostgreSQL not answering).
+    pub registry_lookups: IntCounterVec,
 }
+
+/// The `result` labels of `sck_decoder_registry_lookups_total`.
+pub const REGISTRY_LOOKUP_RESULTS: [&str; 5] =
+    ["known", "unknown", "found", "not_found", "unavailable"];
 
 impl Metrics {
     pub fn new() -> prometheus::Result<Self> {
@@ -158,6 +170,21 @@ impl Metrics {
                 ),
                 &["kind"],
             )?,
+            registry_up: IntGauge::new(
+                "sck_decoder_registry_up",
+                "1 while the device registry (the platform's PostgreSQL) answers",
+            )?,
+            registry_devices: IntGauge::new(
+                "sck_decoder_registry_devices",
+                "Devices in the registry cache after the last full refresh",
+            )?,
+            registry_lookups: IntCounterVec::new(
+                Opts::new(
+                    "sck_decoder_registry_lookups_total",
+                    "Device token lookups, by result: known, unknown (cache), found, not_found (asked PostgreSQL), unavailable",
+                ),
+                &["result"],
+            )?,
             registry,
         };
         let r = &m.registry;
@@ -215,5 +242,17 @@ impl Metrics {
             m.errors.with_label_values(&[r]);
         }
         Ok(m)
+    }
+
+    /// Exposes the registry's metrics (a decoder with `REGISTRY_POSTGRES_URL`).
+    pub fn register_registry(&self) -> prometheus::Result<()> {
+        let r = &self.registry;
+        r.register(Box::new(self.registry_up.clone()))?;
+        r.register(Box::new(self.registry_devices.clone()))?;
+        r.register(Box::new(self.registry_lookups.clone()))?;
+        for result in REGISTRY_LOOKUP_RESULTS {
+            self.registry_lookups.with_label_values(&[result]);
+        }
+        Ok(())
     }
 }
