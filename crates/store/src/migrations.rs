@@ -85,7 +85,10 @@ pub async fn migrate(client: &Client, db: &str) -> Result<String, MigrateError> 
         for sql in (m.statements)(features) {
             match exec(client, &sql.replace("{db}", db)).await {
                 Err(e) if column_exists(&sql, &e.source) => {
-                    tracing::info!(step = %e.step, "column already there (a previous run added it)");
+                    tracing::info!(
+                        statement = first_line(&sql),
+                        "column already there (a previous run added it)"
+                    );
                 }
                 result => result?,
             }

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode as KafkaCommitMode, Consumer};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{Offset, TopicPartitionList};
+use sck_core::registry::Device;
 use sck_runtime::clock::now_ms;
 use sck_runtime::log_limit::LogLimiter;
 use tokio::sync::watch;
@@ -28,8 +30,6 @@ use crate::kafka::{self, Assignment, DeadLetterWriter, DecoderConsumer};
 use crate::metrics::Metrics;
 use crate::platform::{Registry, Resolved};
 use crate::sink::Sink;
-use rdkafka::message::BorrowedMessage;
-use sck_core::registry::Device;
 
 /// A record's device without a registry.
 const NO_REGISTRY: Resolved = Resolved::Device(Device { id: 0 });
