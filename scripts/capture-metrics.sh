@@ -2,6 +2,7 @@
 # Captures the /metrics output of a freshly started sck-bridge and sck-decoder (the pipeline
 # script's pair, against the running local stack) into DIR/bridge.prom and DIR/decoder.prom.
 # The decoder's per-partition lag gauge appears once it has partitions, so this waits for it.
+# The decoder runs with the device registry (its metrics exist only then).
 #   scripts/capture-metrics.sh DIR [debug|release]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,8 @@ profile=${2:-debug}
 mkdir -p "$dir"
 scripts/stack.sh is-up || { echo "[capture-metrics] the stack is not up (make up)" >&2; exit 1; }
 trap 'scripts/pipeline.sh stop' EXIT
-scripts/pipeline.sh start "$profile"
+# With the device registry, so its metrics are in the sample too.
+DECODER_REGISTRY=on scripts/pipeline.sh start "$profile"
 for _ in $(seq 1 600); do
   body=$(curl -fsS "http://127.0.0.1:${DECODER_METRICS_PORT:-9102}/metrics" || true)
   if grep -q '^sck_decoder_consumer_lag{' <<<"$body"; then

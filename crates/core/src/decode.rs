@@ -53,6 +53,11 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// The sensor catalogue's keys, for JSON readings that name a sensor by key.
+    pub fn set_sensor_keys(&mut self, keys: std::sync::Arc<crate::registry::SensorKeys>) {
+        self.json.set_sensor_keys(keys);
+    }
+
     /// Decodes one record. `out` is cleared first.
     pub fn decode<'a>(
         &mut self,

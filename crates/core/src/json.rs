@@ -15,16 +15,19 @@
 //! silently. Well-formed payloads never take the repaired path, and pay no extra scan.
 //!
 //! A sensor id may be a number or a string of digits (`"007"`); any other string is a sensor
-//! key (`"temp"`), which needs a sensor catalogue to resolve ([`ErrorKind::UnknownSensorKey`]).
+//! key (`"temp"`), resolved through the sensor catalogue's keys ([`SensorKeys`], set with
+//! [`JsonDecoder::set_sensor_keys`]); a key it lacks is [`ErrorKind::UnknownSensorKey`].
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::ascii::Ascii;
 use crate::reading::{self, Decoded, ErrorKind, IdInput, Limits, ValueInput};
+use crate::registry::SensorKeys;
 
 /// The whole message.
 #[derive(Debug, Deserialize)]
@@ -130,6 +133,16 @@ pub fn lacks_sensors(payload: &Payload<'_>) -> bool {
 }
 
 pub fn push_payload(payload: &Payload<'_>, limits: &Limits, out: &mut Decoded) {
+    push_payload_keyed(payload, limits, None, out);
+}
+
+/// [`push_payload`], resolving sensor keys through `keys`.
+pub fn push_payload_keyed(
+    payload: &Payload<'_>,
+    limits: &Limits,
+    keys: Option<&SensorKeys>,
+    out: &mut Decoded,
+) {
     for entry in &payload.data {
         let time = match &entry.recorded_at {
             Field::Str(s) => reading::check_time(limits, s),
@@ -158,7 +171,10 @@ pub fn push_payload(payload: &Payload<'_>, limits: &Limits, out: &mut Decoded) {
                         id_text = format!("{s:?}");
                         IdInput::Other(&id_text)
                     }
-                    None => IdInput::Key(s),
+                    None => match keys.and_then(|k| k.get(s)) {
+                        Some(id) => IdInput::Unsigned(u64::from(id)),
+                        None => IdInput::Key(s),
+                    },
                 },
                 other => IdInput::Other(describe(other)),
             };
@@ -202,6 +218,7 @@ pub struct JsonError(pub String);
 pub struct JsonDecoder {
     buf: Vec<u8>,
     buffers: simd_json::Buffers,
+    keys: Option<Arc<SensorKeys>>,
 }
 
 impl fmt::Debug for JsonDecoder {
@@ -211,6 +228,11 @@ impl fmt::Debug for JsonDecoder {
 }
 
 impl JsonDecoder {
+    /// The sensor keys that resolve `"id": "<key>"` from now on.
+    pub fn set_sensor_keys(&mut self, keys: Arc<SensorKeys>) {
+        self.keys = Some(keys);
+    }
+
     /// Decodes a JSON readings payload into `out`.
     pub fn decode(
         &mut self,
@@ -220,7 +242,7 @@ impl JsonDecoder {
     ) -> Result<(), JsonError> {
         let first = match parse::<Payload<'_>>(&mut self.buf, &mut self.buffers, payload) {
             Ok(parsed) if !lacks_sensors(&parsed) || payload.is_ascii() => {
-                push_payload(&parsed, limits, out);
+                push_payload_keyed(&parsed, limits, self.keys.as_deref(), out);
                 return Ok(());
             }
             Ok(_) => None,
@@ -241,7 +263,7 @@ impl JsonDecoder {
             }
         };
         out.dropped_bytes += dropped;
-        push_payload(&parsed, limits, out);
+        push_payload_keyed(&parsed, limits, self.keys.as_deref(), out);
         Ok(())
     }
 
@@ -528,6 +550,28 @@ mod tests {
             "{}",
             d.problems[5]
         );
+    }
+
+    #[test]
+    fn sensor_keys_resolve_through_the_catalogue() {
+        let payload = r#"{"data":[{"recorded_at":"2016-06-08 10:30:00","sensors":[
+            {"id":"temp","value":3},{"id":"pm_avg_2.5","value":8},{"id":"nope","value":1},
+            {"id":"Temp","value":2},{"id":"1","value":5}]}]}"#;
+        let keys = SensorKeys::new([("temp".to_string(), 55), ("pm_avg_2.5".to_string(), 87)]);
+        let mut dec = JsonDecoder::default();
+        dec.set_sensor_keys(Arc::new(keys));
+        let mut d = Decoded::default();
+        dec.decode(payload.as_bytes(), &LIMITS, &mut d).unwrap();
+        assert_eq!(d.readings, vec![r(55, T, 3.0), r(87, T, 8.0), r(1, T, 5.0)]);
+        assert_eq!(kinds(&d), vec![ErrorKind::UnknownSensorKey; 2]);
+        assert!(d.problems[0].message.contains("\"nope\""));
+        assert!(d.problems[1].message.contains("\"Temp\""), "keys are exact");
+        // The repaired path (a BOM dropped) resolves them too.
+        let mut d = Decoded::default();
+        let with_bom = format!("\u{feff}{payload}");
+        dec.decode(with_bom.as_bytes(), &LIMITS, &mut d).unwrap();
+        assert_eq!((d.readings.len(), d.dropped_bytes), (3, 3));
+        assert_eq!(d.readings[0], r(55, T, 3.0));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod json;
 pub mod latest;
 pub mod raw;
 pub mod reading;
+pub mod registry;
 pub mod timestamp;
 pub mod topic;
 

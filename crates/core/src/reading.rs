@@ -48,14 +48,20 @@ pub enum ErrorKind {
     InvalidTimestamp,
     FutureTimestamp,
     InvalidSensorId,
-    /// A JSON sensor given by its key (`"id": "temp"`): there is no sensor catalogue to resolve
-    /// it yet, so it is recorded (with the key) instead of stored.
+    /// A JSON sensor given by a key (`"id": "temp"`) that is no sensor's `default_key` (or the
+    /// decoder has no sensor catalogue): recorded (with the key) instead of stored.
     UnknownSensorKey,
     InvalidValue,
     /// A Kafka record without the headers the bridge always writes.
     MissingHeader,
     /// A Kafka record whose `mqtt_topic` header does not route.
     UnknownTopic,
+    /// A message (readings, hello, info) of a token no platform device has: kept whole, to be
+    /// replayed once the device is registered.
+    UnknownDevice,
+    /// A message of a token the cache does not know, while the device registry (PostgreSQL)
+    /// cannot be asked: kept whole, to be replayed.
+    RegistryUnavailable,
 }
 
 impl ErrorKind {
@@ -72,11 +78,13 @@ impl ErrorKind {
             ErrorKind::InvalidValue => "invalid_value",
             ErrorKind::MissingHeader => "missing_header",
             ErrorKind::UnknownTopic => "unknown_topic",
+            ErrorKind::UnknownDevice => "unknown_device",
+            ErrorKind::RegistryUnavailable => "registry_unavailable",
         }
     }
 
     /// Every kind, for pre-registering metric labels.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::MalformedJson,
         ErrorKind::MalformedRaw,
         ErrorKind::MalformedEvent,
@@ -88,6 +96,8 @@ impl ErrorKind {
         ErrorKind::InvalidValue,
         ErrorKind::MissingHeader,
         ErrorKind::UnknownTopic,
+        ErrorKind::UnknownDevice,
+        ErrorKind::RegistryUnavailable,
     ];
 }
 
@@ -258,7 +268,7 @@ fn push_stamped(out: &mut Decoded, time: &TimeCheck, id: IdInput<'_>, value: Val
         IdInput::Other(s) => Err(not_u32(&s)),
         IdInput::Key(key) => Err(Problem::new(
             ErrorKind::UnknownSensorKey,
-            format!("sensor key {key:?} cannot be resolved to a sensor id (no sensor catalogue)"),
+            format!("sensor key {key:?} is no sensor's default_key"),
         )),
     };
     // A timestamp problem comes first: it is the same for every reading it stamps.

@@ -98,7 +98,7 @@ pub fn server_code(error: &Error) -> Option<u32> {
 }
 
 /// `N` of the first `Code: N` in a response body.
-fn exception_code(body: &str) -> Option<u32> {
+pub(crate) fn exception_code(body: &str) -> Option<u32> {
     let (_, rest) = body.split_once("Code: ")?;
     let digits = rest
         .find(|c: char| !c.is_ascii_digit())

@@ -11,6 +11,8 @@ pub struct Features {
     pub codecs: bool,
     /// Table `TTL` (19.6+; we require 20.1).
     pub ttl: bool,
+    /// `ALTER TABLE … ADD COLUMN IF NOT EXISTS` (not in 18.16; we require 20.1).
+    pub add_column_if_not_exists: bool,
 }
 
 impl Features {
@@ -26,6 +28,16 @@ impl Features {
             low_cardinality: modern,
             codecs: modern,
             ttl: modern,
+            add_column_if_not_exists: modern,
+        }
+    }
+
+    /// `IF NOT EXISTS ` after `ADD COLUMN`, or nothing.
+    pub(crate) fn if_not_exists(self) -> &'static str {
+        if self.add_column_if_not_exists {
+            "IF NOT EXISTS "
+        } else {
+            ""
         }
     }
 
@@ -64,9 +76,9 @@ mod tests {
     #[test]
     fn features_by_version() {
         let old = Features::from_version("18.16.1");
-        assert!(!old.low_cardinality && !old.codecs && !old.ttl);
+        assert!(!old.low_cardinality && !old.codecs && !old.ttl && !old.add_column_if_not_exists);
         let new = Features::from_version("25.3.2.39");
-        assert!(new.low_cardinality && new.codecs && new.ttl);
+        assert!(new.low_cardinality && new.codecs && new.ttl && new.add_column_if_not_exists);
         assert_eq!(Features::from_version("garbage"), old);
         assert_eq!(Features::from_version("20.1.2"), new);
         assert_eq!(Features::from_version("19.17.1"), old);

@@ -1,13 +1,16 @@
 //! The schema as versioned, idempotent migrations.
 //!
-//! Every statement is `CREATE … IF NOT EXISTS`, so running them twice (two decoders starting at
-//! once, a crash half way) is harmless; `schema_migrations` records which versions ran. The SQL
-//! is rendered for the server it runs on (see [`Features`]).
+//! Every statement is `CREATE … IF NOT EXISTS` or `ALTER … ADD COLUMN IF NOT EXISTS`, so running
+//! them twice (two decoders starting at once, a crash half way) is harmless; `schema_migrations`
+//! records which versions ran. The SQL is rendered for the server it runs on (see [`Features`]):
+//! old servers have no `ADD COLUMN IF NOT EXISTS`, so there an `ADD COLUMN` refused because the
+//! column exists counts as done ([`column_exists`]).
 
 use clickhouse::Client;
 
 use crate::tables::{
-    device_hello, device_info, device_inventory, ingest_errors, readings, schema_migrations,
+    device_hello, device_info, device_inventory, device_latest, ingest_errors, readings,
+    schema_migrations,
 };
 use crate::Features;
 
@@ -35,6 +38,16 @@ pub const MIGRATIONS: &[Migration] = &[
                 device_inventory::create(f),
             ]
         },
+    },
+    Migration {
+        version: 3,
+        name: "readings.device_id",
+        statements: |f| vec![readings::add_device_id(f)],
+    },
+    Migration {
+        version: 4,
+        name: "device_latest and its view on readings",
+        statements: |_| vec![device_latest::create(), device_latest::create_view()],
     },
 ];
 
@@ -76,7 +89,15 @@ pub async fn migrate(client: &Client, db: &str) -> Result<String, MigrateError> 
             continue;
         }
         for sql in (m.statements)(features) {
-            exec(client, &sql.replace("{db}", db)).await?;
+            match exec(client, &sql.replace("{db}", db)).await {
+                Err(e) if column_exists(&sql, &e.source) => {
+                    tracing::info!(
+                        statement = first_line(&sql),
+                        "column already there (a previous run added it)"
+                    );
+                }
+                result => result?,
+            }
         }
         exec(
             client,
@@ -107,6 +128,17 @@ async fn exec(client: &Client, sql: &str) -> Result<(), MigrateError> {
         })
 }
 
+/// `sql` is an `ADD COLUMN` that the server refused because the column exists
+/// (`ILLEGAL_COLUMN`, code 44: "column with this name already exists"): it ran before.
+fn column_exists(sql: &str, error: &clickhouse::error::Error) -> bool {
+    let clickhouse::error::Error::BadResponse(body) = error else {
+        return false;
+    };
+    sql.contains(" ADD COLUMN ")
+        && crate::error::exception_code(body) == Some(44)
+        && body.contains("already exists")
+}
+
 fn first_line(sql: &str) -> &str {
     sql.lines().next().unwrap_or(sql)
 }
@@ -124,7 +156,9 @@ mod tests {
             .flat_map(|m| (m.statements)(Features::from_version("18.16.1")))
             .collect();
         assert!(!old.contains("CODEC") && !old.contains("LowCardinality") && !old.contains("TTL"));
-        assert_eq!(old.matches("IF NOT EXISTS").count(), 5);
+        // Five tables of migrations 1-2, device_latest and its view (4); none on 18.16's ALTER.
+        assert_eq!(old.matches("IF NOT EXISTS").count(), 7);
+        assert!(old.contains("ALTER TABLE {db}.readings ADD COLUMN device_id UInt32 DEFAULT 0"));
         let new: String = MIGRATIONS
             .iter()
             .flat_map(|m| (m.statements)(Features::from_version("24.8.1")))
@@ -132,6 +166,33 @@ mod tests {
         assert!(new.contains("CODEC(DoubleDelta, LZ4)") && new.contains("LowCardinality(String)"));
         assert!(new.contains("TTL received_at + INTERVAL 90 DAY"));
         assert!(new.contains("ORDER BY (device_token, sensor_id, recorded_at)"));
+        assert!(new.contains(
+            "ALTER TABLE {db}.readings ADD COLUMN IF NOT EXISTS device_id UInt32 DEFAULT 0"
+        ));
+    }
+
+    #[test]
+    fn an_add_column_refused_because_the_column_exists_counts_as_done() {
+        use clickhouse::error::Error;
+        let add = "ALTER TABLE {db}.readings ADD COLUMN device_id UInt32 DEFAULT 0";
+        let exists = || {
+            Error::BadResponse(
+                "Code: 44, e.displayText() = DB::Exception: Cannot add column device_id: column with this name already exists, e.what() = DB::Exception".into(),
+            )
+        };
+        assert!(column_exists(add, &exists()));
+        assert!(!column_exists(
+            "CREATE TABLE IF NOT EXISTS {db}.x (",
+            &exists()
+        ));
+        let other =
+            Error::BadResponse("Code: 44. DB::Exception: Cannot add column: bad type".into());
+        assert!(!column_exists(add, &other));
+        let syntax = Error::BadResponse(
+            "Code: 62, e.displayText() = DB::Exception: Syntax error: already exists".into(),
+        );
+        assert!(!column_exists(add, &syntax));
+        assert!(!column_exists(add, &Error::TimedOut));
     }
 
     #[test]
@@ -148,7 +209,14 @@ mod tests {
                 "{table}"
             );
         }
-        assert_eq!(sql.len(), crate::tables::DATA.len());
+        // The data tables and device_latest (filled by its view, not by the decoder).
+        let creates = sql.iter().filter(|s| s.starts_with("CREATE TABLE"));
+        assert_eq!(creates.count(), crate::tables::DATA.len() + 1);
+        assert!(sql
+            .iter()
+            .all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS {db}.")
+                || s.starts_with("CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.")
+                || s.starts_with("ALTER TABLE {db}.")));
         assert!(schema_migrations::create()
             .starts_with("CREATE TABLE IF NOT EXISTS {db}.schema_migrations ("));
     }

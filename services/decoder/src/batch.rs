@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use sck_core::decode::Outcome;
-use sck_core::reading::{Decoded, Format, Reading};
+use sck_core::reading::{Decoded, ErrorKind, Format, Reading};
 use sck_store::tables::{HelloRow, InfoRow, IngestErrorRow, InventoryRow};
 
 use crate::config::BatchLimits;
+use crate::platform::writer::Hello;
 
 /// Where a record came from in Kafka (the record contract's type).
 pub use sck_core::envelope::Source;
@@ -37,6 +38,8 @@ impl RecordMeta<'_> {
 #[derive(Debug, Clone)]
 pub struct ReadingsGroup {
     pub device_token: String,
+    /// The platform's device id (0 without a registry).
+    pub device_id: u32,
     pub received_at: u32,
     pub format: Format,
     pub end: usize,
@@ -59,6 +62,9 @@ pub struct Batch {
     pub hellos: Vec<HelloRow>,
     pub infos: Vec<InfoRow>,
     pub inventory: Vec<InventoryRow>,
+    /// Every hello message of the batch, registered device or not (an orphan device's hello
+    /// is the onboarding handshake), for the platform writer.
+    pub hello_events: Vec<Hello>,
     pub dead_letters: Vec<DeadLetter>,
     /// Next offset to commit, per (topic, partition).
     pub offsets: BTreeMap<(String, i32), i64>,
@@ -116,13 +122,15 @@ impl Batch {
         self.consumed(source, 0);
     }
 
-    /// Adds a decoded record. Returns true when it must be dead-lettered (it has problems).
+    /// Adds a decoded record of device `device_id`. Returns true when it must be dead-lettered
+    /// (it has problems).
     pub fn add(
         &mut self,
         meta: &RecordMeta<'_>,
         outcome: &Outcome<'_>,
         decoded: &Decoded,
         payload: &[u8],
+        device_id: u32,
     ) -> bool {
         self.consumed(meta.source, payload.len());
         let received_at = meta.received_at();
@@ -133,6 +141,7 @@ impl Batch {
                 self.readings.extend_from_slice(&decoded.readings);
                 self.groups.push(ReadingsGroup {
                     device_token: token.to_string(),
+                    device_id,
                     received_at,
                     format,
                     end: self.readings.len(),
@@ -169,6 +178,26 @@ impl Batch {
             self.received_ms.push(meta.received_at_ms);
         }
         !decoded.problems.is_empty()
+    }
+
+    /// A record whose token has no device, or could not be looked up (`kind` says which):
+    /// not decoded, one `ingest_errors` row keeping the whole payload for a replay.
+    pub fn add_unresolved(
+        &mut self,
+        meta: &RecordMeta<'_>,
+        token: &str,
+        kind: ErrorKind,
+        payload: &[u8],
+    ) {
+        self.consumed(meta.source, payload.len());
+        let message = match kind {
+            ErrorKind::UnknownDevice => "no platform device has this token",
+            _ => "the device registry could not be asked about this token",
+        };
+        self.add_error(meta, token, kind.as_str(), message, payload, 0);
+        if meta.received_at_ms > 0 {
+            self.received_ms.push(meta.received_at_ms);
+        }
     }
 
     /// Adds one `ingest_errors` row.
@@ -218,7 +247,7 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sck_core::reading::{ErrorKind, Problem};
+    use sck_core::reading::Problem;
     use std::time::Duration;
 
     const LIMITS: BatchLimits = BatchLimits {
@@ -260,14 +289,15 @@ mod tests {
             token: "tok",
             format: Format::Raw,
         };
-        assert!(!b.add(&meta(0, 10), &o, &out, b"{...}"));
-        assert!(!b.add(&meta(0, 11), &o, &out, b"{...}"));
+        assert!(!b.add(&meta(0, 10), &o, &out, b"{...}", 7));
+        assert!(!b.add(&meta(0, 11), &o, &out, b"{...}", 7));
         assert!(!b.is_full(&LIMITS));
-        assert!(!b.add(&meta(3, 7), &o, &out, b"{...}"));
+        assert!(!b.add(&meta(3, 7), &o, &out, b"{...}", 8));
         assert!(b.is_full(&LIMITS), "6 rows >= 5");
         assert_eq!(b.groups.len(), 3);
         assert_eq!(b.groups[1].end, 4);
         assert_eq!(b.groups[0].received_at, 1_700_000_000);
+        assert_eq!((b.groups[0].device_id, b.groups[2].device_id), (7, 8));
         assert_eq!(
             b.offsets.into_iter().collect::<Vec<_>>(),
             vec![
@@ -293,7 +323,7 @@ mod tests {
             token: "tok",
             format: Format::Json,
         };
-        assert!(b.add(&meta(1, 5), &o, &out, b"payload"));
+        assert!(b.add(&meta(1, 5), &o, &out, b"payload", 0));
         assert_eq!(b.readings.len(), 1);
         assert_eq!(b.errors.len(), 2);
         assert_eq!(b.errors[1].error_kind, "invalid_value");
@@ -307,14 +337,27 @@ mod tests {
     fn device_events_become_their_tables_rows() {
         let mut b = Batch::default();
         let none = Decoded::default();
-        b.add(&meta(0, 1), &Outcome::Hello { token: "tok" }, &none, b"hi");
+        b.add(
+            &meta(0, 1),
+            &Outcome::Hello { token: "tok" },
+            &none,
+            b"hi",
+            1,
+        );
         b.add(
             &meta(0, 2),
             &Outcome::Info { token: "tok" },
             &none,
             b"{\"hw\":1}",
+            1,
         );
-        b.add(&meta(2, 3), &Outcome::Inventory, &none, b"{\"report\":2}");
+        b.add(
+            &meta(2, 3),
+            &Outcome::Inventory,
+            &none,
+            b"{\"report\":2}",
+            0,
+        );
         assert_eq!(
             b.hellos,
             [HelloRow {
@@ -352,6 +395,7 @@ mod tests {
             &Outcome::Hello { token: "tok" },
             &Decoded::default(),
             &big,
+            0,
         );
         assert!(b.is_full(&LIMITS));
         let mut b = Batch::default();
@@ -363,5 +407,29 @@ mod tests {
         assert_eq!(b.rows(), 0);
         assert!(!b.is_empty());
         assert_eq!(b.offsets[&("sck.dead-letter".to_string(), 2)], 42);
+    }
+
+    #[test]
+    fn unresolved_records_keep_their_payload_and_move_the_offset() {
+        let mut b = Batch::default();
+        b.add_unresolved(&meta(1, 9), "tok", ErrorKind::UnknownDevice, b"{t:1,1:2}");
+        b.add_unresolved(&meta(1, 10), "tok", ErrorKind::RegistryUnavailable, b"hi");
+        assert!(b.readings.is_empty() && b.groups.is_empty() && b.dead_letters.is_empty());
+        let kinds: Vec<(&str, &[u8], u32)> = b
+            .errors
+            .iter()
+            .map(|e| (e.error_kind.as_str(), e.payload.as_slice(), e.error_index))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("unknown_device", &b"{t:1,1:2}"[..], 0),
+                ("registry_unavailable", &b"hi"[..], 0)
+            ]
+        );
+        assert_eq!(b.errors[0].device_token, "tok");
+        assert_eq!(b.errors[1].kafka_offset, 10);
+        assert_eq!(b.offsets[&("sck.readings".to_string(), 1)], 11);
+        assert_eq!((b.messages, b.received_ms.len()), (2, 2));
     }
 }

@@ -15,6 +15,7 @@ use sck_runtime::settings::docs::PrintSettingsArgs;
 use sck_runtime::settings::kafka::{
     parse_properties, KafkaBrokersArgs, KafkaSecurityArgs, KafkaTopicsArgs,
 };
+use sck_runtime::settings::registry::{RegistryArgs, RegistrySettings};
 use sck_runtime::settings::service::{Service, ServiceArgs};
 
 pub use sck_runtime::settings::clickhouse::ClickHouseCompression;
@@ -98,6 +99,22 @@ pub struct Args {
     pub max_future_secs: i64,
 
     #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    /// With REGISTRY_POSTGRES_URL: after each inserted batch (before its offsets are
+    /// committed) update the platform's devices (last_reading_at, data, state, hardware_info),
+    /// components (last_reading_at) and the orphan-device handshake, as the original handler
+    /// did. A failed update is retried like an insert: nothing is committed meanwhile.
+    #[arg(long, env = "PLATFORM_UPDATES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub platform_updates: bool,
+
+    /// Redis of the platform's onboarding page: a hello from an orphan device publishes its
+    /// onboarding session on the channel `token-received`. Unset: no publish (the handshake
+    /// flag is still set).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
+
+    #[command(flatten)]
     pub service: ServiceArgs<Decoder>,
 
     #[command(flatten)]
@@ -179,6 +196,11 @@ pub struct Config {
     pub insert_timeout: Duration,
     pub batch: BatchLimits,
     pub max_future_secs: i64,
+    /// The device registry; `None` without REGISTRY_POSTGRES_URL (device_id 0).
+    pub registry: Option<RegistrySettings>,
+    /// Write the platform's latest state and handshake (only with a registry).
+    pub platform_updates: bool,
+    pub redis_url: Option<Secret>,
     pub drain_timeout: Duration,
     pub metrics_addr: SocketAddr,
     pub client_id: String,
@@ -233,6 +255,7 @@ impl Args {
         check_eager_rebalancing(&consumer_properties)?;
         self.kafka_brokers.check()?;
         self.kafka_topics.check()?;
+        let registry = self.registry.validate()?;
         Ok(Config {
             command: self.command.unwrap_or(Command::Run),
             kafka_brokers: self.kafka_brokers.kafka_brokers,
@@ -260,6 +283,9 @@ impl Args {
                 max_age: Duration::from_millis(self.batch_max_age_ms),
             },
             max_future_secs: self.max_future_secs,
+            platform_updates: self.platform_updates && registry.is_some(),
+            registry,
+            redis_url: self.redis_url.filter(|u| !u.expose().trim().is_empty()),
             drain_timeout: self.service.drain_timeout(),
             metrics_addr: self.service.metrics_addr,
             client_id: format!("sck-decoder-{hostname}"),
@@ -326,6 +352,30 @@ mod tests {
         assert_eq!(c.max_future_secs, 86_400);
         assert_eq!(c.fetch_wait_max_ms, 100);
         assert_eq!(c.client_id, "sck-decoder-pod-1");
+        assert_eq!(
+            c.registry, None,
+            "no registry without REGISTRY_POSTGRES_URL"
+        );
+    }
+
+    #[test]
+    fn registry_settings() {
+        let c = parse(&[
+            "--registry-postgres-url",
+            "postgres://reg:hunter2@pg:5432/platform",
+            "--registry-refresh-secs",
+            "3600",
+        ])
+        .unwrap();
+        let r = c.registry.as_ref().expect("a registry");
+        assert_eq!(r.refresh, Duration::from_secs(3600));
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(
+            parse(&["--registry-query-timeout-ms", "0"])
+                .map_err(|e| e.name())
+                .err(),
+            Some("REGISTRY_QUERY_TIMEOUT_MS")
+        );
     }
 
     #[test]

@@ -9,8 +9,7 @@ mod inspect;
 mod kafka;
 mod metrics;
 mod pipeline;
-#[allow(dead_code)] // wired into the batch and the insert task once the registry lands
-mod platform_writer;
+mod platform;
 
 /// The pipeline's path to the sink (`crate::sink::Sink`).
 use crate::clickhouse::sink;
@@ -169,6 +168,13 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         retry,
         warnings: LogLimiter::new(Duration::from_secs(5)),
     });
+    let (registry, platform) = match start_registry(&cfg, &metrics).await? {
+        Some((registry, pg)) => {
+            let platform = platform_writer(&cfg, pg, &metrics)?;
+            (Some(registry), platform)
+        }
+        None => (None, None),
+    };
     let probes = tokio::spawn(watch_dependencies(
         Arc::downgrade(&consumer),
         sink.clone(),
@@ -196,11 +202,75 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         max_future_secs: cfg.max_future_secs,
         dlq_topic: cfg.dlq_topic.clone(),
         drain_timeout: cfg.drain_timeout,
+        registry,
+        platform,
     };
     let result = pipeline.run(stop_rx).await;
     probes.abort();
     tracing::info!("sck-decoder stopped");
     result
+}
+
+/// The device registry, when REGISTRY_POSTGRES_URL is set: connected, loaded (or not: decoding
+/// starts anyway, PostgreSQL is not a readiness check) and kept fresh.
+async fn start_registry(
+    cfg: &config::Config,
+    metrics: &metrics::Metrics,
+) -> anyhow::Result<Option<(Arc<platform::Registry>, platform::Postgres)>> {
+    let Some(settings) = &cfg.registry else {
+        tracing::info!(
+            "no device registry (REGISTRY_POSTGRES_URL unset): readings are stored with device_id 0"
+        );
+        return Ok(None);
+    };
+    metrics
+        .register_registry()
+        .context("registering the registry metrics")?;
+    let pg = platform::Postgres::start(&settings.url, settings.query_timeout)?;
+    tracing::info!(
+        postgres = pg.target(),
+        refresh_secs = settings.refresh.as_secs(),
+        "device registry: the platform's PostgreSQL"
+    );
+    let registry = Arc::new(platform::Registry::new(pg.clone(), settings, metrics));
+    registry.first_refresh(settings.query_timeout * 2).await;
+    tokio::spawn(registry.clone().keep_fresh());
+    Ok(Some((registry, pg)))
+}
+
+/// The platform writer (PLATFORM_UPDATES, on by default with a registry), with Redis for the
+/// onboarding handshake when REDIS_URL is set.
+fn platform_writer(
+    cfg: &config::Config,
+    pg: platform::Postgres,
+    metrics: &metrics::Metrics,
+) -> anyhow::Result<Option<Arc<platform::writer::PlatformWriter>>> {
+    if !cfg.platform_updates {
+        tracing::info!("platform updates off (PLATFORM_UPDATES=false)");
+        return Ok(None);
+    }
+    let redis = match &cfg.redis_url {
+        Some(url) => Some(
+            redis::Client::open(url.expose())
+                .map_err(|e| anyhow::anyhow!("REDIS_URL is not a Redis URL ({:?})", e.kind()))?,
+        ),
+        None => {
+            tracing::info!(
+                "no REDIS_URL: orphan devices' hellos set the handshake flag but publish nothing"
+            );
+            None
+        }
+    };
+    Ok(Some(Arc::new(platform::writer::PlatformWriter {
+        pg,
+        redis,
+        metrics: metrics.clone(),
+        retry: Backoff {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(10),
+        },
+        warnings: LogLimiter::new(Duration::from_secs(10)),
+    })))
 }
 
 /// Sets the `kafka` and `clickhouse` readiness checks every few seconds.

@@ -46,6 +46,10 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     /// Offset commits that failed (the next commit covers them; a restart re-reads).
     pub commit_errors: IntCounter,
+    /// Platform updates (latest state, hardware info, handshake) that failed and were retried.
+    pub platform_update_errors: IntCounter,
+    /// Onboarding sessions published on Redis (one per orphan device's hello message).
+    pub handshakes_published: IntCounter,
     /// Rows buffered and not yet inserted.
     pub buffered_rows: IntGauge,
     /// 1 while consumption is paused because the buffer is full (ClickHouse slow or down).
@@ -58,7 +62,19 @@ pub struct Metrics {
     pub clickhouse_up: IntGauge,
     /// Payload bytes dropped before parsing (non-ASCII, a BOM, invalid UTF-8), by kind.
     pub dropped_bytes: IntCounterVec,
+    /// 1 while the device registry (PostgreSQL) answers. Registered only with a registry
+    /// ([`Metrics::register_registry`]), so a decoder without one does not look down.
+    pub registry_up: IntGauge,
+    /// Devices in the registry cache (after the last full refresh).
+    pub registry_devices: IntGauge,
+    /// Token lookups by result: known / unknown (from the cache), found / not_found (asked
+    /// PostgreSQL), unavailable (not in the cache, PostgreSQL not answering).
+    pub registry_lookups: IntCounterVec,
 }
+
+/// The `result` labels of `sck_decoder_registry_lookups_total`.
+pub const REGISTRY_LOOKUP_RESULTS: [&str; 5] =
+    ["known", "unknown", "found", "not_found", "unavailable"];
 
 impl Metrics {
     pub fn new() -> prometheus::Result<Self> {
@@ -137,6 +153,14 @@ impl Metrics {
                 "sck_decoder_commit_errors_total",
                 "Kafka offset commits that failed",
             )?,
+            platform_update_errors: IntCounter::new(
+                "sck_decoder_platform_update_errors_total",
+                "Platform PostgreSQL/Redis updates of an inserted batch that failed (retried; offsets wait)",
+            )?,
+            handshakes_published: IntCounter::new(
+                "sck_decoder_handshakes_published_total",
+                "Onboarding sessions published on Redis (token-received), one per orphan device's hello",
+            )?,
             buffered_rows: IntGauge::new(
                 "sck_decoder_buffered_rows",
                 "Rows decoded and waiting to be inserted",
@@ -158,6 +182,21 @@ impl Metrics {
                 ),
                 &["kind"],
             )?,
+            registry_up: IntGauge::new(
+                "sck_decoder_registry_up",
+                "1 while the device registry (the platform's PostgreSQL) answers",
+            )?,
+            registry_devices: IntGauge::new(
+                "sck_decoder_registry_devices",
+                "Devices in the registry cache after the last full refresh",
+            )?,
+            registry_lookups: IntCounterVec::new(
+                Opts::new(
+                    "sck_decoder_registry_lookups_total",
+                    "Device token lookups, by result: known, unknown (cache), found, not_found (asked PostgreSQL), unavailable",
+                ),
+                &["result"],
+            )?,
             registry,
         };
         let r = &m.registry;
@@ -173,6 +212,8 @@ impl Metrics {
         r.register(Box::new(m.end_to_end_seconds.clone()))?;
         r.register(Box::new(m.consumer_lag.clone()))?;
         r.register(Box::new(m.commit_errors.clone()))?;
+        r.register(Box::new(m.platform_update_errors.clone()))?;
+        r.register(Box::new(m.handshakes_published.clone()))?;
         r.register(Box::new(m.buffered_rows.clone()))?;
         r.register(Box::new(m.paused.clone()))?;
         r.register(Box::new(m.batches_discarded.clone()))?;
@@ -215,5 +256,17 @@ impl Metrics {
             m.errors.with_label_values(&[r]);
         }
         Ok(m)
+    }
+
+    /// Exposes the registry's metrics (a decoder with `REGISTRY_POSTGRES_URL`).
+    pub fn register_registry(&self) -> prometheus::Result<()> {
+        let r = &self.registry;
+        r.register(Box::new(self.registry_up.clone()))?;
+        r.register(Box::new(self.registry_devices.clone()))?;
+        r.register(Box::new(self.registry_lookups.clone()))?;
+        for result in REGISTRY_LOOKUP_RESULTS {
+            self.registry_lookups.with_label_values(&[result]);
+        }
+        Ok(())
     }
 }

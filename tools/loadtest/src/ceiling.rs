@@ -144,6 +144,7 @@ pub async fn insert(args: &Args, rows: usize, batch: usize) -> anyhow::Result<()
                     value: (k % 10_000) as f64 / 100.0,
                     received_at: start_t,
                     format: "raw",
+                    device_id: device as u32 + 1,
                 }
             });
             sck_store::insert::<ReadingRow>(&ch, &table, rows, None).await?;

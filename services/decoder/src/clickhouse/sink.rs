@@ -216,6 +216,7 @@ fn reading_rows<'b>(
                 value: r.value,
                 received_at: g.received_at,
                 format: g.format.as_str(),
+                device_id: g.device_id,
             })
     })
 }
@@ -279,26 +280,36 @@ mod tests {
         b.groups = vec![
             ReadingsGroup {
                 device_token: "a".into(),
+                device_id: 1,
                 received_at: 10,
                 format: Format::Raw,
                 end: 2,
             },
             ReadingsGroup {
                 device_token: "b".into(),
+                device_id: 2,
                 received_at: 20,
                 format: Format::Json,
                 end: 3,
             },
         ];
-        let all: Vec<(&str, u32, u32, &str)> = reading_rows(&b, None)
-            .map(|r| (r.device_token, r.sensor_id, r.received_at, r.format))
+        let all: Vec<(&str, u32, u32, u32, &str)> = reading_rows(&b, None)
+            .map(|r| {
+                (
+                    r.device_token,
+                    r.device_id,
+                    r.sensor_id,
+                    r.received_at,
+                    r.format,
+                )
+            })
             .collect();
         assert_eq!(
             all,
             [
-                ("a", 1, 10, "raw"),
-                ("a", 2, 10, "raw"),
-                ("b", 3, 20, "json")
+                ("a", 1, 1, 10, "raw"),
+                ("a", 1, 2, 10, "raw"),
+                ("b", 2, 3, 20, "json")
             ]
         );
         let only_march: BTreeSet<_> = [year_month(i64::from(march))].into();

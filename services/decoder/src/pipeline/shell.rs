@@ -5,12 +5,18 @@
 //! One batch is being inserted (a spawned task) while the next one fills. A flush resolves
 //! only once the rows are inserted and the dead letters acknowledged; only then does the flow
 //! hand out the offsets to commit.
+//!
+//! With a device registry, each record's token is resolved before it is added: from the cache,
+//! or (a token seen for the first time) by a query awaited here, bounded by
+//! `REGISTRY_QUERY_TIMEOUT_MS`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode as KafkaCommitMode, Consumer};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{Offset, TopicPartitionList};
+use sck_core::registry::Device;
 use sck_runtime::clock::now_ms;
 use sck_runtime::log_limit::LogLimiter;
 use tokio::sync::watch;
@@ -22,7 +28,12 @@ use crate::batch::Batch;
 use crate::config::BatchLimits;
 use crate::kafka::{self, Assignment, DeadLetterWriter, DecoderConsumer};
 use crate::metrics::Metrics;
+use crate::platform::writer::{PlatformBatch, PlatformWriter};
+use crate::platform::{Registry, Resolved};
 use crate::sink::Sink;
+
+/// A record's device without a registry.
+const NO_REGISTRY: Resolved = Resolved::Device(Device { id: 0 });
 
 pub struct Pipeline {
     pub consumer: Arc<DecoderConsumer>,
@@ -34,6 +45,10 @@ pub struct Pipeline {
     pub max_future_secs: i64,
     pub dlq_topic: String,
     pub drain_timeout: Duration,
+    /// The device registry; `None`: every device is 0.
+    pub registry: Option<Arc<Registry>>,
+    /// The platform's latest state and handshake, written after each insert; `None`: not.
+    pub platform: Option<Arc<PlatformWriter>>,
 }
 
 /// The loop's state: the flow, the insert task it has in flight, the record decoder.
@@ -42,6 +57,8 @@ struct Work {
     insert: Option<JoinHandle<Batch>>,
     records: RecordDecoder,
     consume_warnings: LogLimiter,
+    /// The version of the registry's sensor keys `records` has.
+    sensor_keys_version: u64,
 }
 
 impl Pipeline {
@@ -55,8 +72,16 @@ impl Pipeline {
                 self.max_future_secs,
             ),
             consume_warnings: LogLimiter::new(Duration::from_secs(5)),
+            sensor_keys_version: 0,
         };
         loop {
+            if let Some(keys) = self
+                .registry
+                .as_ref()
+                .and_then(|r| r.sensor_keys_since(&mut w.sensor_keys_version))
+            {
+                w.records.set_sensor_keys(keys);
+            }
             for action in w.flow.step(Instant::now(), self.assignment.generation()) {
                 self.perform(&mut w, action);
             }
@@ -82,7 +107,10 @@ impl Pipeline {
                         self.discarded(&batch);
                     }
                     match msg {
-                        Ok(m) => w.records.add(w.flow.current_mut(), &m),
+                        Ok(m) => {
+                            let device = self.device_of(&w.records, &m).await;
+                            w.records.add(w.flow.current_mut(), &m, device);
+                        }
                         Err(e) => {
                             if let Some(suppressed) = w.consume_warnings.allow() {
                                 tracing::warn!(error = %e, suppressed, "Kafka consume error");
@@ -112,6 +140,17 @@ impl Pipeline {
                     w.flow.set_paused(false);
                 }
             }
+        }
+    }
+
+    /// The device of a record's token (see [`RecordDecoder::device_token`]).
+    async fn device_of(&self, records: &RecordDecoder, m: &BorrowedMessage<'_>) -> Resolved {
+        let Some(registry) = &self.registry else {
+            return NO_REGISTRY;
+        };
+        match records.device_token(m) {
+            Some(token) => registry.resolve(token).await,
+            None => NO_REGISTRY,
         }
     }
 
@@ -152,14 +191,19 @@ impl Pipeline {
 
     /// Inserts a batch and writes its dead letters; resolves when both are durable.
     fn flush(&self, batch: Batch) -> impl std::future::Future<Output = Batch> + Send + 'static {
-        let (sink, dlq, metrics) = (
+        let (sink, dlq, metrics, platform) = (
             self.sink.clone(),
             self.dead_letters.clone(),
             self.metrics.clone(),
+            self.platform.clone(),
         );
         async move {
             sink.write(&batch).await;
             dlq.write_all(&batch.dead_letters).await;
+            // After the rows are in ClickHouse, before the offsets are committed.
+            if let Some(platform) = platform {
+                platform.write_until_done(&PlatformBatch::of(&batch)).await;
+            }
             metrics.batch_rows.observe(batch.rows() as f64);
             let now_ms = now_ms();
             for r in &batch.received_ms {

@@ -14,10 +14,21 @@
 //!
 //! Every statement is idempotent, so a failed batch is simply written again.
 
+use std::time::Duration;
+
+use sck_core::backoff::Backoff;
 use sck_core::latest::BatchLatest;
+use sck_runtime::log_limit::LogLimiter;
+
+use crate::batch::Batch;
+use crate::metrics::Metrics;
+use crate::platform::postgres::PgError;
+use crate::platform::Postgres;
 
 /// The Redis channel the platform's onboarding page waits on.
 pub const HANDSHAKE_CHANNEL: &str = "token-received";
+/// The longest one batch's platform changes may take before they are tried again.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a hello's "already published" key lives, seconds.
 const HANDSHAKE_KEY_TTL_SECS: u64 = 8 * 24 * 3600;
 
@@ -39,14 +50,30 @@ pub struct PlatformBatch {
 }
 
 impl PlatformBatch {
-    pub fn is_empty(&self) -> bool {
-        self.latest.is_empty() && self.infos.is_empty() && self.hellos.is_empty()
+    /// What an inserted batch changes: its stored readings (per device), its info messages,
+    /// and its hello messages.
+    pub fn of(batch: &Batch) -> PlatformBatch {
+        let mut latest = BatchLatest::default();
+        let mut start = 0;
+        for g in &batch.groups {
+            for r in &batch.readings[start..g.end] {
+                latest.add(&g.device_token, r.sensor_id, r.recorded_at, r.value);
+            }
+            start = g.end;
+        }
+        PlatformBatch {
+            latest,
+            infos: batch
+                .infos
+                .iter()
+                .map(|i| (i.device_token.clone(), i.info.clone()))
+                .collect(),
+            hellos: batch.hello_events.clone(),
+        }
     }
 
-    pub fn clear(&mut self) {
-        self.latest.clear();
-        self.infos.clear();
-        self.hellos.clear();
+    pub fn is_empty(&self) -> bool {
+        self.latest.is_empty() && self.infos.is_empty() && self.hellos.is_empty()
     }
 }
 
@@ -54,8 +81,71 @@ impl PlatformBatch {
 pub enum PlatformError {
     #[error("PostgreSQL: {0}")]
     Postgres(#[from] tokio_postgres::Error),
+    #[error("PostgreSQL: {0}")]
+    Pg(#[from] PgError),
+    #[error("PostgreSQL is not connected")]
+    NotConnected,
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
+}
+
+/// Writes each inserted batch's platform changes, retrying (with backoff, nothing committed
+/// meanwhile) until they are written.
+pub struct PlatformWriter {
+    pub pg: Postgres,
+    /// `None` without REDIS_URL.
+    pub redis: Option<redis::Client>,
+    pub metrics: Metrics,
+    pub retry: Backoff,
+    pub warnings: LogLimiter,
+}
+
+impl PlatformWriter {
+    pub async fn write_until_done(&self, batch: &PlatformBatch) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut attempt = 0u32;
+        loop {
+            match self.try_write(batch).await {
+                Ok(published) => {
+                    self.metrics.handshakes_published.inc_by(published as u64);
+                    return;
+                }
+                Err(e) => {
+                    self.metrics.platform_update_errors.inc();
+                    if let Some(suppressed) = self.warnings.allow() {
+                        tracing::warn!(
+                            error = %e, attempt, suppressed, postgres = self.pg.target(),
+                            "platform update failed; retrying (offsets wait)"
+                        );
+                    }
+                    sck_runtime::backoff_sleep(&self.retry, attempt).await;
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    async fn try_write(&self, batch: &PlatformBatch) -> Result<usize, PlatformError> {
+        let client = self.pg.client().ok_or(PlatformError::NotConnected)?;
+        let mut redis = match &self.redis {
+            Some(r) => Some(
+                tokio::time::timeout(Duration::from_secs(5), r.get_multiplexed_async_connection())
+                    .await
+                    .map_err(|_| {
+                        redis::RedisError::from((redis::ErrorKind::IoError, "connect timed out"))
+                    })??,
+            ),
+            None => None,
+        };
+        // A timeout part way is harmless: every statement is idempotent and the publish is
+        // guarded by its key.
+        match tokio::time::timeout(WRITE_TIMEOUT, write(&client, redis.as_mut(), batch)).await {
+            Ok(result) => result,
+            Err(_) => Err(PgError::Timeout(WRITE_TIMEOUT).into()),
+        }
+    }
 }
 
 const UPDATE_DEVICES: &str = "UPDATE devices d SET
