@@ -98,7 +98,7 @@ pub struct Args {
 
     /// The platform's PostgreSQL (`postgres://user:password@host:port/database`), read for
     /// `devices.enable_forwarding` and the owner's `users.forwarding_token` (SELECT is enough;
-    /// never logged) [default: none; required].
+    /// never logged). Required.
     #[arg(long, env = "REGISTRY_POSTGRES_URL", hide_env_values = true)]
     pub registry_postgres_url: Option<Secret>,
 
