@@ -125,6 +125,7 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         postgres: registry::postgres::Postgres::new(pg, cfg.registry_timeout),
         refresh: cfg.refresh,
         metrics: metrics.clone(),
+        lookup_failures: Default::default(),
     });
     let refresher = tokio::spawn(registry.clone().refresh(readiness.clone()));
 

@@ -5,6 +5,8 @@
 //! Around the state's rules it keeps the loop's own:
 //! - **Pause** all assigned partitions while MQTT is disconnected or FORWARD_QUEUE_CAPACITY
 //!   records are held, and keep polling meanwhile (group membership, rebalances); resume after.
+//!   A record that still arrives is taken (what librdkafka had prefetched, bounded), and the
+//!   pause is applied again (a partition assigned after the pause is not paused by it).
 //! - **Rebalance**: a revocation (the generation moved) drops everything held, uncommitted, and
 //!   starts a new epoch; with eager rebalancing every partition is read again from its committed
 //!   offset by its owner. This is checked before each turn and after each poll, before the polled
@@ -104,6 +106,15 @@ impl Pipeline {
             if draining.is_none() && blocked != w.paused && self.pause_or_resume(blocked) {
                 w.paused = blocked;
                 self.metrics.paused.set(blocked as i64);
+                if blocked {
+                    tracing::info!(
+                        held = w.state.held(),
+                        mqtt_connected = *self.connected.borrow(),
+                        "pausing consumption (MQTT disconnected, or FORWARD_QUEUE_CAPACITY held)"
+                    );
+                } else {
+                    tracing::info!("resuming consumption");
+                }
             }
             let wake = [
                 Some(next_commit),
@@ -122,6 +133,11 @@ impl Pipeline {
                 }
                 msg = self.consumer.recv(), if take => {
                     self.observe(&mut w);
+                    // A record while paused: a partition assigned since the pause (pausing
+                    // applies to the partitions assigned then) is paused too.
+                    if w.paused {
+                        self.pause_or_resume(true);
+                    }
                     match msg {
                         Ok(m) => w.intake.take(&mut w.state, &m).await,
                         Err(e) => {
@@ -267,14 +283,7 @@ impl Pipeline {
             }
         });
         match result {
-            Ok(()) => {
-                if pause {
-                    tracing::info!("MQTT disconnected or the queue full: pausing consumption");
-                } else {
-                    tracing::info!("resuming consumption");
-                }
-                true
-            }
+            Ok(()) => true,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot pause/resume partitions");
                 false

@@ -12,6 +12,7 @@
 pub mod cache;
 pub mod postgres;
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,8 +25,11 @@ use postgres::{Postgres, RegistryError};
 /// Readiness check name: the first load of the forwarding devices succeeded.
 pub const READINESS_CHECK: &str = "registry";
 
-/// How long unknown tokens are not looked up after a failed query.
+/// How long unknown tokens are not looked up after a failed lookup; it doubles with each failure
+/// in a row (a lookup that times out stalls the loop for FORWARDER_REGISTRY_TIMEOUT_MS) …
 const LOOKUP_RETRY: Duration = Duration::from_secs(5);
+/// … up to this.
+const LOOKUP_RETRY_MAX: Duration = Duration::from_secs(60);
 /// How soon a failed load is tried again (a refresh interval may be long).
 const LOAD_RETRY: Duration = Duration::from_secs(5);
 
@@ -43,6 +47,8 @@ pub struct Registry {
     pub postgres: Postgres,
     pub refresh: Duration,
     pub metrics: Metrics,
+    /// Lookups failed in a row.
+    pub lookup_failures: AtomicU32,
 }
 
 impl Registry {
@@ -107,13 +113,19 @@ impl Registry {
         };
         match found {
             Ok(row) => {
+                self.lookup_failures.store(0, Ordering::Relaxed);
                 cache.found(token, row);
                 self.metrics.registry_devices.set(cache.forwarding() as i64);
                 decision(cache.get(token, now)).unwrap_or(Decision::Unavailable)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "registry lookup failed");
-                cache.failed(now, LOOKUP_RETRY);
+                let failures = self.lookup_failures.fetch_add(1, Ordering::Relaxed);
+                let retry = lookup_retry(failures);
+                tracing::warn!(
+                    error = %e, retry_in_secs = retry.as_secs(),
+                    "registry lookup failed; tokens not in the cache are not forwarded meanwhile"
+                );
+                cache.failed(now, retry);
                 Decision::Unavailable
             }
         }
@@ -131,6 +143,13 @@ impl Registry {
     }
 }
 
+/// The wait after `failures` earlier failures in a row.
+fn lookup_retry(failures: u32) -> Duration {
+    LOOKUP_RETRY
+        .saturating_mul(1 << failures.min(8))
+        .min(LOOKUP_RETRY_MAX)
+}
+
 /// The decision the cache alone can make (`None`: ask PostgreSQL).
 fn decision(l: Lookup<'_>) -> Option<Decision> {
     match l {
@@ -138,5 +157,17 @@ fn decision(l: Lookup<'_>) -> Option<Decision> {
         Lookup::NotForwarding => Some(Decision::NotForwarding),
         Lookup::Unavailable => Some(Decision::Unavailable),
         Lookup::Unknown => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lookup_wait_doubles_then_caps() {
+        let secs: Vec<u64> = (0..7).map(|n| lookup_retry(n).as_secs()).collect();
+        assert_eq!(secs, [5, 10, 20, 40, 60, 60, 60]);
+        assert_eq!(lookup_retry(u32::MAX), LOOKUP_RETRY_MAX);
     }
 }
