@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Writes docs/settings.md (or the file given as $1) from the binaries' clap definitions: builds
-# sck-bridge, sck-decoder and sck-loadtest and asks each for its table with the hidden
-# --print-settings-markdown flag (sck_runtime::settings::docs). `make settings-docs` runs it;
+# sck-bridge, sck-decoder, sck-forwarder and sck-loadtest and asks each for its table with the
+# hidden --print-settings-markdown flag (sck_runtime::settings::docs). `make settings-docs` runs it;
 # scripts/check-settings.sh (make settings-check) fails when the committed file is stale.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-$ROOT/docs/settings.md}
-BINARIES=(sck-bridge sck-decoder sck-loadtest)
+BINARIES=(sck-bridge sck-decoder sck-forwarder sck-loadtest)
 cd "$ROOT"
 
 cargo build --quiet --bins "${BINARIES[@]/#/--package=}"

@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 # The tests stop and start Kafka and kill bridges; they serialise themselves.
-cargo test --workspace --features sck-bridge/integration,sck-decoder/integration,sck-loadtest/integration \
+cargo test --workspace --features sck-bridge/integration,sck-decoder/integration,sck-forwarder/integration,sck-loadtest/integration \
   --test '*' -- --test-threads=1
 scripts/stack.sh check-drops
 # The metric names dashboards, alerts and the autoscaler rely on: a fresh bridge and decoder must

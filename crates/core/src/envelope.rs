@@ -6,8 +6,9 @@
 //! Messages that cannot be forwarded as data go to the dead-letter topic with an `error` header.
 //!
 //! Both sides live here: [`envelope`] writes a record (the bridge, the test kit, the Kafka
-//! ceiling), [`RecordHeaders::read`] reads one (the decoder), and [`dead_letter_headers`] writes
-//! the headers of the decoder's own dead letters.
+//! ceiling), [`RecordHeaders::read`] reads one (the decoder, the forwarder), and
+//! [`dead_letter_headers`] / [`dead_letter_headers_by`] write the headers of the dead letters of
+//! the decoder and of the forwarder.
 
 use crate::topic::{self, Kind};
 
@@ -25,10 +26,12 @@ pub const HEADER_ERROR_MESSAGE: &str = "error_message";
 pub const HEADER_SOURCE_TOPIC: &str = "source_topic";
 pub const HEADER_SOURCE_PARTITION: &str = "source_partition";
 pub const HEADER_SOURCE_OFFSET: &str = "source_offset";
-/// The decoder's dead letters are marked, so a decoder reading the dead-letter topic skips them
-/// (only the bridge's become `ingest_errors` rows there).
+/// The decoder's and the forwarder's dead letters are marked, so a decoder reading the
+/// dead-letter topic skips them (only the bridge's become `ingest_errors` rows there).
 pub const HEADER_DEAD_LETTERED_BY: &str = "dead_lettered_by";
 pub const DEAD_LETTERED_BY_DECODER: &str = "sck-decoder";
+/// sck-forwarder's dead letters: stored readings it could not publish to MQTT.
+pub const DEAD_LETTERED_BY_FORWARDER: &str = "sck-forwarder";
 
 /// The dead-letter reason for a payload over the size limit.
 pub const REASON_TOO_LARGE: &str = "too_large";
@@ -125,7 +128,8 @@ pub struct RecordHeaders<'a> {
     pub received_at_ms: Option<i64>,
     /// The dead-letter reason (`error`).
     pub error: Option<&'a str>,
-    /// True on the decoder's own dead letters.
+    /// True on the dead letters of a pipeline service (the decoder's own, and the forwarder's):
+    /// records the decoder skips on the dead-letter topic (they are not the bridge's).
     pub dead_lettered_by_decoder: bool,
 }
 
@@ -142,7 +146,10 @@ impl<'a> RecordHeaders<'a> {
                 HEADER_RECEIVED_AT_MS => h.received_at_ms = v.and_then(|v| v.parse().ok()),
                 HEADER_ERROR => h.error = v,
                 HEADER_DEAD_LETTERED_BY => {
-                    h.dead_lettered_by_decoder = v == Some(DEAD_LETTERED_BY_DECODER)
+                    h.dead_lettered_by_decoder = matches!(
+                        v,
+                        Some(DEAD_LETTERED_BY_DECODER | DEAD_LETTERED_BY_FORWARDER)
+                    )
                 }
                 _ => {}
             }
@@ -171,6 +178,27 @@ pub fn dead_letter_headers<'h, I>(
 where
     I: IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
 {
+    dead_letter_headers_by(
+        original,
+        error,
+        error_message,
+        source,
+        DEAD_LETTERED_BY_DECODER,
+    )
+}
+
+/// [`dead_letter_headers`] of another service: `by` is its `dead_lettered_by` value
+/// ([`DEAD_LETTERED_BY_DECODER`], [`DEAD_LETTERED_BY_FORWARDER`]).
+pub fn dead_letter_headers_by<'h, I>(
+    original: I,
+    error: &str,
+    error_message: &str,
+    source: Source<'_>,
+    by: &str,
+) -> Vec<(String, Vec<u8>)>
+where
+    I: IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
+{
     let mut headers: Vec<(String, Vec<u8>)> = original
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.unwrap_or_default().to_vec()))
@@ -181,10 +209,7 @@ where
         (HEADER_SOURCE_TOPIC, source.topic.to_string()),
         (HEADER_SOURCE_PARTITION, source.partition.to_string()),
         (HEADER_SOURCE_OFFSET, source.offset.to_string()),
-        (
-            HEADER_DEAD_LETTERED_BY,
-            DEAD_LETTERED_BY_DECODER.to_string(),
-        ),
+        (HEADER_DEAD_LETTERED_BY, by.to_string()),
     ] {
         headers.push((k.to_string(), v.into_bytes()));
     }
@@ -349,5 +374,37 @@ mod tests {
         let back = RecordHeaders::read(hs.iter().map(|(k, v)| (k.as_str(), Some(v.as_slice()))));
         assert!(back.dead_lettered_by_decoder);
         assert_eq!(back.error, Some("malformed_json"));
+    }
+
+    #[test]
+    fn the_forwarders_dead_letters_say_so_and_the_decoder_skips_them() {
+        let source = Source {
+            topic: "sck.readings",
+            partition: 0,
+            offset: 7,
+        };
+        let hs = dead_letter_headers_by(
+            [(HEADER_MQTT_TOPIC, Some(&b"device/sck/t/readings"[..]))],
+            "forward_failed",
+            "refused: not_authorized",
+            source,
+            DEAD_LETTERED_BY_FORWARDER,
+        );
+        let by = hs
+            .iter()
+            .find(|(k, _)| k == HEADER_DEAD_LETTERED_BY)
+            .map(|(_, v)| v.as_slice());
+        assert_eq!(by, Some(&b"sck-forwarder"[..]));
+        let back = RecordHeaders::read(hs.iter().map(|(k, v)| (k.as_str(), Some(v.as_slice()))));
+        assert!(
+            back.dead_lettered_by_decoder,
+            "skipped like the decoder's own"
+        );
+        assert_eq!(back.error, Some("forward_failed"));
+        let other = RecordHeaders::read([(HEADER_DEAD_LETTERED_BY, Some(&b"someone"[..]))]);
+        assert!(
+            !other.dead_lettered_by_decoder,
+            "only the pipeline's services"
+        );
     }
 }

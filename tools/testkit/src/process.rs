@@ -1,4 +1,4 @@
-//! The service binaries as child processes (bridge, decoder) with their own settings, logs,
+//! The service binaries as child processes (bridge, decoder, forwarder) with their own settings, logs,
 //! `/metrics` and `/readyz` probes, killed when dropped.
 
 use std::io::{Read, Write};
@@ -289,6 +289,76 @@ impl Decoder {
         let d = Decoder::spawn(topics, group, database, env);
         d.wait_ready(Duration::from_secs(60));
         d
+    }
+}
+
+/// A running sck-forwarder on a test's topics and group, reading the local stack's registry as
+/// the least-privilege user, publishing to the local Mosquitto.
+pub struct Forwarder {
+    pub svc: Service,
+}
+
+impl std::ops::Deref for Forwarder {
+    type Target = Service;
+    fn deref(&self) -> &Service {
+        &self.svc
+    }
+}
+
+impl std::ops::DerefMut for Forwarder {
+    fn deref_mut(&mut self) -> &mut Service {
+        &mut self.svc
+    }
+}
+
+impl Forwarder {
+    /// Starts a forwarder (without waiting for readiness) in consumer group `group`, forwarding
+    /// once `after_group` (the decoder's, or a test's stand-in) committed past a record; `env`
+    /// adds or overrides settings.
+    pub fn spawn(
+        topics: &Topics,
+        group: &str,
+        after_group: &str,
+        env: &[(&str, &str)],
+    ) -> Forwarder {
+        let s = stack();
+        let mut all: Vec<(String, String)> = [
+            ("KAFKA_BROKERS", s.kafka_brokers.clone()),
+            ("KAFKA_GROUP", group.to_string()),
+            ("KAFKA_READINGS_TOPIC", topics.readings.clone()),
+            ("KAFKA_EVENTS_TOPIC", topics.events.clone()),
+            ("KAFKA_DLQ_TOPIC", topics.dlq.clone()),
+            ("FORWARD_AFTER_GROUP", after_group.to_string()),
+            ("FORWARD_GATE_POLL_MS", "200".into()),
+            ("MQTT_HOST", s.mqtt_host.clone()),
+            ("MQTT_PORT", s.mqtt_port.to_string()),
+            ("MQTT_CLIENT", unique("forwarder")),
+            ("REGISTRY_POSTGRES_URL", s.registry_postgres_url.clone()),
+            ("KAFKA_STATISTICS_INTERVAL_MS", "1000".into()),
+            (
+                "KAFKA_CONSUMER_PROPERTIES",
+                "session.timeout.ms=10000;heartbeat.interval.ms=1000".into(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Forwarder {
+            svc: Service::spawn("sck-forwarder", &unique("forwarder"), &all),
+        }
+    }
+
+    /// Starts a forwarder and waits until it is ready (registry loaded, MQTT and Kafka up).
+    pub fn start(
+        topics: &Topics,
+        group: &str,
+        after_group: &str,
+        env: &[(&str, &str)],
+    ) -> Forwarder {
+        let f = Forwarder::spawn(topics, group, after_group, env);
+        f.wait_ready(Duration::from_secs(60));
+        f
     }
 }
 
