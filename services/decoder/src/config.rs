@@ -140,6 +140,22 @@ pub enum Command {
     /// (rows, problems, a summary); needs no Kafka, ClickHouse or network. Exit 0: decoded;
     /// 1: problems; 2: usage error.
     Decode(DecodeArgs),
+    /// Store the readings of messages kept in ingest_errors as unknown_device or
+    /// registry_unavailable, now that their devices are registered (needs ClickHouse and
+    /// REGISTRY_POSTGRES_URL; idempotent).
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ReplayArgs {
+    /// Only messages received at or after this time: Unix seconds or a timestamp
+    /// (`2026-11-27T10:00:00Z`, `2026-11-27 10:00:00`).
+    #[arg(long)]
+    pub since: String,
+
+    /// Only this device's messages.
+    #[arg(long)]
+    pub device_token: Option<String>,
 }
 
 /// `sck-decoder decode` arguments (per invocation, so flags only, no env vars).

@@ -10,6 +10,7 @@ mod kafka;
 mod metrics;
 mod pipeline;
 mod platform;
+mod replay;
 
 /// The pipeline's path to the sink (`crate::sink::Sink`).
 use crate::clickhouse::sink;
@@ -44,7 +45,7 @@ fn main() -> ExitCode {
     // `decode` needs no async runtime; the others run on one.
     let migrate_only = match &cfg.command {
         config::Command::Decode(args) => return decode(args, cfg.max_future_secs),
-        config::Command::Migrate => true,
+        config::Command::Migrate | config::Command::Replay(_) => true,
         config::Command::Run => false,
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -54,7 +55,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = if migrate_only {
+    let result = if let config::Command::Replay(args) = &cfg.command {
+        runtime.block_on(replay_once(&cfg, args))
+    } else if migrate_only {
         runtime
             .block_on(clickhouse::migrate::once(&cfg))
             .map(|_| ())
@@ -68,6 +71,49 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `sck-decoder replay`: the kept messages of devices registered since, stored now.
+async fn replay_once(cfg: &config::Config, args: &config::ReplayArgs) -> anyhow::Result<()> {
+    let since = inspect::parse_now(&args.since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let registry = cfg
+        .registry
+        .as_ref()
+        .context("replay needs REGISTRY_POSTGRES_URL (the devices to replay for)")?;
+    let pg = platform::Postgres::start(&registry.url, registry.query_timeout)?;
+    if !pg.connected(registry.query_timeout * 2).await {
+        anyhow::bail!("cannot connect to PostgreSQL ({})", pg.target());
+    }
+    let ch = clickhouse::client(cfg, true)?;
+    let ids = |tokens: Vec<String>| async move {
+        let client = pg.client().context("PostgreSQL connection lost")?;
+        let rows = pg
+            .timed(client.query(
+                "SELECT device_token, id FROM devices WHERE device_token = ANY($1::text[])",
+                &[&tokens],
+            ))
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let id: i32 = r.get(1);
+                Ok((r.get::<_, String>(0), u32::try_from(id)?))
+            })
+            .collect::<anyhow::Result<std::collections::HashMap<String, u32>>>()
+    };
+    let summary = replay::run(
+        &ch,
+        &cfg.database,
+        since,
+        args.device_token.as_deref(),
+        cfg.max_future_secs,
+        ids,
+    )
+    .await?;
+    println!(
+        "replayed messages={} readings={} still_unknown={}",
+        summary.messages, summary.readings, summary.still_unknown
+    );
+    Ok(())
 }
 
 /// `sck-decoder decode`: stdin/argument in, JSON lines out (the logic is in [`inspect`]).

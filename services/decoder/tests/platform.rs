@@ -385,3 +385,74 @@ fn a_postgres_outage_holds_the_commits_and_loses_nothing() {
         drop(decoder);
     });
 }
+
+/// `sck-decoder replay` against this test's database: its stdout.
+fn replay(db: &str, since: i64, token: &str) -> String {
+    let out = std::process::Command::new(bin_path("sck-decoder"))
+        .args([
+            "replay",
+            "--since",
+            &since.to_string(),
+            "--device-token",
+            token,
+        ])
+        .env(
+            "CLICKHOUSE_URL",
+            format!("http://{}", stack().clickhouse_http),
+        )
+        .env("CLICKHOUSE_DATABASE", db)
+        .env("REGISTRY_POSTGRES_URL", &stack().registry_postgres_url)
+        .output()
+        .expect("run sck-decoder replay");
+    assert!(
+        out.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn readings_of_a_device_registered_later_are_replayed_once() {
+    serial(async {
+        let mut env = Env::new();
+        create_topics(&env.topics, 2).await;
+        let late = unique("plate");
+        let decoder = env.decoder(&env.group);
+        let since = sck_runtime::clock::now_secs() - 5;
+        let t = 1_700_000_000;
+        produce_as_bridge(
+            &env.topics.readings,
+            &[raw(&late, t, 1.0), raw(&late, t + 60, 2.0)],
+        )
+        .await;
+        let kept = format!(
+            "SELECT count() FROM {}.ingest_errors FINAL WHERE device_token = '{late}' AND error_kind = 'unknown_device'",
+            env.db
+        );
+        assert!(wait_for(Duration::from_secs(60), || clickhouse_count(
+            &kept
+        ) == 2));
+        assert_eq!(
+            stored(&env.db, &late),
+            0,
+            "an unregistered device's readings were stored"
+        );
+        drop(decoder);
+
+        let id = env.device(&late);
+        assert_eq!(
+            replay(&env.db, since, &late).trim(),
+            "replayed messages=2 readings=4 still_unknown=0"
+        );
+        let ids = format!(
+            "SELECT DISTINCT device_id FROM {}.{READINGS} FINAL WHERE device_token = '{late}'",
+            env.db
+        );
+        assert_eq!(stored(&env.db, &late), 4);
+        assert_eq!(clickhouse(&ids).expect("ids").trim(), id.to_string());
+        // Idempotent: a second run leaves one row per reading.
+        replay(&env.db, since, &late);
+        assert_eq!(stored(&env.db, &late), 4);
+    });
+}
