@@ -16,6 +16,9 @@ cargo build --release -p sck-bridge -p sck-decoder -p sck-loadtest
 scripts/pipeline.sh start release
 # shellcheck disable=SC1091
 . .stack/env
+# The load test registers its devices in the platform's PostgreSQL when the decoder has the
+# registry (DECODER_REGISTRY, on by default); without it their readings carry device_id 0.
+[ "${DECODER_REGISTRY:-on}" = on ] || unset PLATFORM_POSTGRES_URL
 export MQTT_HOST MQTT_PORT CLICKHOUSE_URL
 mkdir -p target/loadtest
 target/release/sck-loadtest --rate "${RATE:-300}" --duration "${DURATION:-60s}" \

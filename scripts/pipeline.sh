@@ -71,13 +71,13 @@ case "${1:-}" in
     fi
     [ "$1" = start-bridge ] && { wait_ready sck-bridge "$BRIDGE_PORT"; exit 0; }
     # DECODER_READINGS_TOPIC / DECODER_GROUP / DECODER_CONSUME_DEAD_LETTER: a decoder on other
-    # records (make ceilings drains a backlog the Kafka ceiling wrote). DECODER_REGISTRY=on: with
-    # the device registry (the stack's REGISTRY_POSTGRES_URL); off by default until the load test
-    # and the demo register their devices (issue 13).
+    # records (make ceilings drains a backlog the Kafka ceiling wrote). DECODER_REGISTRY (on): the
+    # device registry and platform updates (the stack's REGISTRY_POSTGRES_URL, REDIS_URL); the load
+    # test and the demo register their devices first (PLATFORM_POSTGRES_URL).
     registry_url=""
-    [ "${DECODER_REGISTRY:-off}" = on ] && registry_url=${REGISTRY_POSTGRES_URL-}
+    [ "${DECODER_REGISTRY:-on}" = on ] && registry_url=${REGISTRY_POSTGRES_URL-}
     start_one sck-decoder "$ROOT/target/$profile/sck-decoder" "$DECODER_PORT" \
-      REGISTRY_POSTGRES_URL="$registry_url" \
+      REGISTRY_POSTGRES_URL="$registry_url" REDIS_URL="${REDIS_URL-}" \
       KAFKA_BROKERS="$KAFKA_BROKERS" CLICKHOUSE_URL="$CLICKHOUSE_URL" \
       KAFKA_READINGS_TOPIC="${DECODER_READINGS_TOPIC:-sck.readings}" \
       KAFKA_GROUP="${DECODER_GROUP:-sck-decoder}" \
