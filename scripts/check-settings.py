@@ -8,7 +8,8 @@ definitions (one "## <binary>" section per binary, rows "| `VAR` | default | des
 default in backticks is clap's own, a plain-text one the `[default: …]` the help documents).
 
 1. Names: every env var the chart sets for a component must be a setting of that component's
-   binary (bridge: sck-bridge, decoder: sck-decoder), unless NOT_CLAP says why not. The chart
+   binary (bridge: sck-bridge, decoder: sck-decoder, forwarder: sck-forwarder), unless NOT_CLAP
+   says why not. The chart
    sets: the data keys of each ConfigMap in templates/configmap.yaml (with the lines of the
    helpers it includes, e.g. sck-ingest.kafkaSettings), the `- name: VAR` and
    `"name" "VAR"` env entries of templates/<component>/*.yaml, and the keys of values.yaml
@@ -34,14 +35,16 @@ from pathlib import Path
 
 import yaml
 
-COMPONENTS = {"bridge": "sck-bridge", "decoder": "sck-decoder"}
+COMPONENTS = {"bridge": "sck-bridge", "decoder": "sck-decoder", "forwarder": "sck-forwarder"}
 
 # (component, VAR) -> why the chart's default differs from the binary's.
 INTENTIONAL = {
     ("bridge", "LOG_FORMAT"): "in a cluster, logs are JSON lines for the log pipeline; text is for a terminal",
     ("decoder", "LOG_FORMAT"): "in a cluster, logs are JSON lines for the log pipeline; text is for a terminal",
+    ("forwarder", "LOG_FORMAT"): "in a cluster, logs are JSON lines for the log pipeline; text is for a terminal",
     ("bridge", "KAFKA_BROKERS"): "the binary defaults to the local stack, the chart to an in-cluster bootstrap Service",
     ("decoder", "KAFKA_BROKERS"): "the binary defaults to the local stack, the chart to an in-cluster bootstrap Service",
+    ("forwarder", "KAFKA_BROKERS"): "the binary defaults to the local stack, the chart to an in-cluster bootstrap Service",
     ("decoder", "CLICKHOUSE_URL"): "the binary defaults to the local stack, the chart to an in-cluster ClickHouse Service",
 }
 

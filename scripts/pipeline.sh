@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs one sck-bridge and one sck-decoder in the background against the local stack
-# (`make up`), for `make demo`, `make loadtest` and the ceiling measurements.
+# (`make up`), for `make demo`, `make loadtest` and the ceiling measurements; and on request one
+# sck-forwarder (the metrics capture).
 #
 #   scripts/pipeline.sh start [debug|release]   start both (binaries must be built), wait until ready
-#   scripts/pipeline.sh start-decoder|start-bridge [profile]   one of them alone
-#   scripts/pipeline.sh stop-bridge             stop the bridge alone
-#   scripts/pipeline.sh stop                    stop what `start` started (SIGTERM, by pid)
-#   scripts/pipeline.sh rss                     peak RSS (VmHWM, KiB) of both while running
+#   scripts/pipeline.sh start-decoder|start-bridge|start-forwarder [profile]   one of them alone
+#   scripts/pipeline.sh stop-bridge|stop-forwarder   stop that one alone
+#   scripts/pipeline.sh stop                    stop all three (those running; SIGTERM, by pid)
+#   scripts/pipeline.sh rss                     peak RSS (VmHWM, KiB) of those running
 #
-# Ports: BRIDGE_METRICS_PORT (9101), DECODER_METRICS_PORT (9102). Logs: .stack/logs/sck-*.log.
+# Ports: BRIDGE_METRICS_PORT (9101), DECODER_METRICS_PORT (9102), FORWARDER_METRICS_PORT (9103).
+# Binaries: $CARGO_TARGET_DIR (default target/)/<profile>/. Logs: .stack/logs/sck-*.log.
 #
 # The bridge's producer is idempotent here as in production (extra librdkafka properties:
 # BRIDGE_PRODUCER_PROPERTIES). With tansu's header index in place (scripts/stack.sh), bridges
@@ -19,6 +21,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STACK=$ROOT/.stack
 BRIDGE_PORT=${BRIDGE_METRICS_PORT:-9101}
 DECODER_PORT=${DECODER_METRICS_PORT:-9102}
+FORWARDER_PORT=${FORWARDER_METRICS_PORT:-9103}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
 log() { printf '[pipeline] %s\n' "$*" >&2; }
 die() { printf '[pipeline] error: %s\n' "$*" >&2; exit 1; }
@@ -57,13 +61,27 @@ stop_one() {
 }
 
 case "${1:-}" in
+  start-forwarder)
+    profile=${2:-release}
+    [ -f "$STACK/env" ] || die "the stack is not up (make up)"
+    # shellcheck disable=SC1091
+    . "$STACK/env"
+    [ -n "${REGISTRY_POSTGRES_URL-}" ] || die "no REGISTRY_POSTGRES_URL in $STACK/env (the stack's PostgreSQL)"
+    # Forwards what the decoder's group (DECODER_GROUP, as start-decoder) has committed.
+    start_one sck-forwarder "$TARGET/$profile/sck-forwarder" "$FORWARDER_PORT" \
+      REGISTRY_POSTGRES_URL="$REGISTRY_POSTGRES_URL" \
+      MQTT_HOST="$MQTT_HOST" MQTT_PORT="$MQTT_PORT" KAFKA_BROKERS="$KAFKA_BROKERS" \
+      FORWARD_AFTER_GROUP="${DECODER_GROUP:-sck-decoder}" \
+      KAFKA_STATISTICS_INTERVAL_MS=1000 RUST_LOG="${RUST_LOG:-info}"
+    wait_ready sck-forwarder "$FORWARDER_PORT"
+    ;;
   start|start-decoder|start-bridge)
     profile=${2:-release}
     [ -f "$STACK/env" ] || die "the stack is not up (make up)"
     # shellcheck disable=SC1091
     . "$STACK/env"
     if [ "$1" != start-decoder ]; then
-      start_one sck-bridge "$ROOT/target/$profile/sck-bridge" "$BRIDGE_PORT" \
+      start_one sck-bridge "$TARGET/$profile/sck-bridge" "$BRIDGE_PORT" \
         MQTT_HOST="$MQTT_HOST" MQTT_PORT="$MQTT_PORT" KAFKA_BROKERS="$KAFKA_BROKERS" \
         MQTT_CLIENT=sck-bridge MQTT_CLIENT_SUFFIX=local MQTT_SESSION_EXPIRY_SECS=600 \
         KAFKA_PRODUCER_PROPERTIES="${BRIDGE_PRODUCER_PROPERTIES-}" \
@@ -76,7 +94,7 @@ case "${1:-}" in
     # test and the demo register their devices first (PLATFORM_POSTGRES_URL).
     registry_url=""
     [ "${DECODER_REGISTRY:-on}" = on ] && registry_url=${REGISTRY_POSTGRES_URL-}
-    start_one sck-decoder "$ROOT/target/$profile/sck-decoder" "$DECODER_PORT" \
+    start_one sck-decoder "$TARGET/$profile/sck-decoder" "$DECODER_PORT" \
       REGISTRY_POSTGRES_URL="$registry_url" REDIS_URL="${REDIS_URL-}" \
       KAFKA_BROKERS="$KAFKA_BROKERS" CLICKHOUSE_URL="$CLICKHOUSE_URL" \
       KAFKA_READINGS_TOPIC="${DECODER_READINGS_TOPIC:-sck.readings}" \
@@ -89,14 +107,16 @@ case "${1:-}" in
   stop)
     stop_one sck-bridge
     stop_one sck-decoder
+    stop_one sck-forwarder
     ;;
   stop-bridge) stop_one sck-bridge ;;
+  stop-forwarder) stop_one sck-forwarder ;;
   rss)
-    for n in sck-bridge sck-decoder; do
+    for n in sck-bridge sck-decoder sck-forwarder; do
       if running "$n"; then
         printf '%s %s\n' "$n" "$(awk '/VmHWM/ {print $2}' "/proc/$(cat "$(pidfile "$n")")/status")"
       fi
     done
     ;;
-  *) sed -n '2,9p' "$0"; exit 2 ;;
+  *) sed -n '2,13p' "$0"; exit 2 ;;
 esac

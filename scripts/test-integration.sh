@@ -20,7 +20,7 @@ trap cleanup EXIT
 cargo test --workspace --features sck-bridge/integration,sck-decoder/integration,sck-forwarder/integration,sck-loadtest/integration \
   --test '*' -- --test-threads=1
 scripts/stack.sh check-drops
-# The metric names dashboards, alerts and the autoscaler rely on: a fresh bridge and decoder must
+# The metric names dashboards, alerts and the autoscaler rely on: a fresh bridge, decoder and forwarder must
 # serve exactly the names of the sample the chart checks use (deploy/charts/sck-ingest/tests/metrics).
 scripts/capture-metrics.sh target/metrics debug
 deploy/checks/run.sh live-metrics target/metrics

@@ -35,9 +35,24 @@ TOGGLES: dict[str, dict] = {
         "clickhouse": {"url": "https://clickhouse:8443", "caSecret": "clickhouse-ca"},
     },
     "4-partitions": {"kafka": {"partitions": 4}, "decoder": {"autoscaling": {"maxReplicas": 10}}},
+    # The decoders' device registry and the forwarders (CPU HPA, TLS to Kafka and the broker).
+    "platform-forwarder": {
+        "platform": {"enabled": True},
+        "forwarder": {"enabled": True, "autoscaling": {"enabled": True, "maxReplicas": 20}},
+        "auth": {"platform": {"registryPostgresUrl": "postgres://sck_registry:pw@platform-db:5432/sck_platform",
+                              "redisUrl": "redis://:pw@platform-redis:6379"},
+                 "mqtt": {"username": "sck-bridge", "password": "pw"}},
+        "kafka": {"security": {"protocol": "ssl", "caSecret": "kafka-ca"}},
+        "mqtt": {"port": 8883, "tls": {"enabled": True, "caSecret": "emqx-ca"}},
+        "monitoring": {"serviceMonitor": {"enabled": True}},
+    },
+    "forwarder-existing-secret": {"platform": {"enabled": True}, "forwarder": {"enabled": True},
+                                  "auth": {"existingSecret": "sck-creds"}},
 }
 # The two workloads every rendering has: (kind, app.kubernetes.io/component).
 WORKLOADS = {"bridge": "StatefulSet", "decoder": "Deployment"}
+# Workloads rendered only when their `<component>.enabled` value is on.
+OPTIONAL_WORKLOADS = {"forwarder": "Deployment"}
 HelmError = helm.HelmError
 
 
@@ -58,6 +73,12 @@ def _merge(a: dict, b: dict) -> dict:
 
 def toggle_values(toggle: str) -> dict:
     return merge(BASE, TOGGLES[toggle])
+
+
+def components(toggle: str) -> list[str]:
+    """The workloads a toggle renders: bridge, decoder, and the optional ones it enables."""
+    values = toggle_values(toggle)
+    return [*WORKLOADS, *(c for c in OPTIONAL_WORKLOADS if values.get(c, {}).get("enabled"))]
 
 
 @functools.cache
@@ -139,7 +160,7 @@ def one(docs: list[dict], kind: str, component: str | None = None) -> dict:
 
 
 def workload(docs: list[dict], component: str) -> dict:
-    return one(docs, WORKLOADS[component], component)
+    return one(docs, (WORKLOADS | OPTIONAL_WORKLOADS)[component], component)
 
 
 def workloads(docs: list[dict]) -> list[dict]:
@@ -160,7 +181,7 @@ def env_of(w: dict) -> dict[str, dict]:
 
 
 def settings(docs: list[dict], component: str) -> dict[str, str]:
-    """The data of the service's settings ConfigMap (named …-bridge / …-decoder)."""
+    """The data of the service's settings ConfigMap (named …-bridge / …-decoder / …-forwarder)."""
     cms = [c for c in find(docs, "ConfigMap") if c["metadata"]["name"].endswith(f"-{component}")]
     assert len(cms) == 1, f"exactly one settings ConfigMap for the {component}, got {len(cms)}"
     return cms[0].get("data", {})

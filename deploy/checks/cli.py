@@ -2,7 +2,7 @@
 
   run.sh k8s-render          regenerate deploy/k8s/overlays/dev/sck-ingest/chart.yaml
   run.sh live-metrics DIR    the metric names served by running services (DIR/bridge.prom,
-                             DIR/decoder.prom) equal those of the committed samples
+                             DIR/decoder.prom, DIR/forwarder.prom) equal those of the committed samples
                              (scripts/test-integration.sh, after the integration tests)
 """
 

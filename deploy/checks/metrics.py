@@ -10,7 +10,7 @@ from pathlib import Path
 
 from chart import SAMPLE_DIR
 
-SERVICES = ("bridge", "decoder")
+SERVICES = ("bridge", "decoder", "forwarder")
 
 
 def metric_names(text: str) -> set[str]:

@@ -11,7 +11,7 @@
 # Usage:
 #   deploy/checks/run.sh [PYTEST ARGS...]   the checks (e.g. -k kustomize, -x, -q)
 #   deploy/checks/run.sh k8s-render         regenerate deploy/k8s/overlays/dev/sck-ingest/chart.yaml
-#   deploy/checks/run.sh live-metrics DIR   DIR/{bridge,decoder}.prom have the samples' metric names
+#   deploy/checks/run.sh live-metrics DIR   DIR/{bridge,decoder,forwarder}.prom have the samples' metric names
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)

@@ -1,6 +1,7 @@
 """What each value toggle of the chart turns on or off (one class per toggle of chart.TOGGLES):
 KEDA or HPA autoscaling and their caps, ServiceMonitor and rules, scrape annotations, where the
-credentials come from, fixed replicas, SASL_SSL and TLS wiring."""
+credentials come from, fixed replicas, SASL_SSL and TLS wiring, the decoders' device registry and
+the forwarders."""
 
 from __future__ import annotations
 
@@ -83,6 +84,14 @@ class TestKedaDefault:
     def test_notes_explain_the_autoscaling(self):
         notes = chart.notes(merge(BASE, {}))
         assert "KEDA" in notes and "1..12 replicas" in notes
+
+    def test_no_forwarder_objects(self, docs):
+        found = [d["kind"] for d in docs if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "forwarder"]
+        assert not found
+
+    def test_decoder_has_no_registry(self, docs):
+        s, env = settings(docs, "decoder"), env_of(workload(docs, "decoder"))
+        assert not [k for k in [*s, *env] if k.startswith("REGISTRY_") or k in ("REDIS_URL", "PLATFORM_UPDATES")]
 
 
 class TestHpa:
@@ -224,3 +233,100 @@ class TestSaslSslTls:
     def test_created_secret_holds_the_credentials(self, docs):
         wanted = {"kafka-sasl-username", "kafka-sasl-password", "mqtt-username", "mqtt-password"}
         assert wanted <= set(one(docs, "Secret")["data"])
+
+
+def secret_key_of(w: dict, var: str) -> tuple[str, str] | None:
+    ref = env_of(w).get(var, {}).get("valueFrom", {}).get("secretKeyRef")
+    return (ref["name"], ref["key"]) if ref else None
+
+
+class TestPlatformForwarder:
+    @pytest.fixture
+    def docs(self, rendered):
+        return rendered("platform-forwarder")
+
+    @pytest.fixture
+    def secret(self, docs):
+        return one(docs, "Secret")["metadata"]["name"]
+
+    @pytest.mark.parametrize("var, key", [("REGISTRY_POSTGRES_URL", "registry-postgres-url"), ("REDIS_URL", "redis-url")])
+    def test_decoder_reads_the_platform_urls_from_the_secret(self, docs, secret, var, key):
+        assert secret_key_of(workload(docs, "decoder"), var) == (secret, key)
+
+    def test_secret_holds_the_urls(self, docs):
+        data = one(docs, "Secret")["data"]
+        assert {"registry-postgres-url", "redis-url"} <= set(data)
+
+    def test_no_url_in_a_configmap(self, docs):
+        values = [v for c in find(docs, "ConfigMap") for v in c.get("data", {}).values()]
+        assert not [v for v in values if "postgres://" in v or "redis://" in v]
+
+    def test_decoder_registry_settings(self, docs):
+        s = settings(docs, "decoder")
+        got = {k: s.get(k) for k in ("REGISTRY_REFRESH_SECS", "REGISTRY_NEGATIVE_TTL_SECS", "REGISTRY_NEGATIVE_MAX",
+                                     "REGISTRY_QUERY_TIMEOUT_MS", "PLATFORM_UPDATES")}
+        assert got == {"REGISTRY_REFRESH_SECS": "60", "REGISTRY_NEGATIVE_TTL_SECS": "300", "REGISTRY_NEGATIVE_MAX": "100000",
+                       "REGISTRY_QUERY_TIMEOUT_MS": "2000", "PLATFORM_UPDATES": "true"}
+
+    @pytest.mark.parametrize("var, key", [("REGISTRY_POSTGRES_URL", "registry-postgres-url"),
+                                          ("MQTT_USERNAME", "mqtt-username"), ("MQTT_PASSWORD", "mqtt-password")])
+    def test_forwarder_credentials_from_the_secret(self, docs, secret, var, key):
+        assert secret_key_of(workload(docs, "forwarder"), var) == (secret, key)
+
+    def test_forwarder_waits_for_the_decoders_group_in_its_own(self, docs):
+        s = settings(docs, "forwarder")
+        assert (s.get("KAFKA_GROUP"), s.get("FORWARD_AFTER_GROUP")) == ("sck-forwarder", settings(docs, "decoder")["KAFKA_GROUP"])
+
+    def test_forwarder_publishes_to_the_bridges_broker_over_tls(self, docs):
+        s, b = settings(docs, "forwarder"), settings(docs, "bridge")
+        keys = ("MQTT_HOST", "MQTT_PORT", "MQTT_TLS", "MQTT_CA_FILE")
+        assert {k: s.get(k) for k in keys} == {k: b.get(k) for k in keys}
+        assert (s.get("MQTT_TLS"), s.get("MQTT_CLIENT")) == ("true", "sck-forwarder")
+
+    def test_forwarder_mounts_the_kafka_and_mqtt_ca_bundles(self, docs):
+        assert mounts(workload(docs, "forwarder")) == {"/etc/sck/kafka-ca", "/etc/sck/mqtt-ca"}
+
+    def test_forwarder_hpa_on_cpu_capped_at_the_12_partitions(self, docs):
+        hpa = one(docs, "HorizontalPodAutoscaler", "forwarder")["spec"]
+        assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                         "name": workload(docs, "forwarder")["metadata"]["name"]}
+        assert (hpa["maxReplicas"], hpa["metrics"][0]["resource"]["name"]) == (12, "cpu")
+        assert "replicas" not in workload(docs, "forwarder")["spec"]
+
+    def test_servicemonitor_selects_the_forwarders_metrics_service(self, docs):
+        sel = one(docs, "ServiceMonitor")["spec"]["selector"]["matchLabels"]
+        svcs = [s for s in find(docs, "Service") if all(s["metadata"]["labels"].get(k) == v for k, v in sel.items())]
+        assert sorted(s["metadata"]["labels"]["app.kubernetes.io/component"] for s in svcs) == ["bridge", "decoder", "forwarder"]
+
+    def test_notes_name_the_forwarders(self):
+        assert "Forwarders" in chart.notes(chart.toggle_values("platform-forwarder"))
+
+
+class TestSettingsFollowTheDecoders:
+    """Values the forwarder must share with the decoders are derived, not repeated."""
+
+    @pytest.fixture
+    def docs(self):
+        return chart.render(merge(chart.toggle_values("platform-forwarder"),
+                                  {"kafka": {"consumerGroup": "dec-x"}, "maxFutureSecs": 3600}))
+
+    def test_forward_after_group_is_the_decoders_group(self, docs):
+        assert (settings(docs, "decoder")["KAFKA_GROUP"], settings(docs, "forwarder")["FORWARD_AFTER_GROUP"]) == ("dec-x", "dec-x")
+
+    def test_max_future_secs_is_the_decoders(self, docs):
+        assert (settings(docs, "decoder")["MAX_FUTURE_SECS"], settings(docs, "forwarder")["MAX_FUTURE_SECS"]) == ("3600", "3600")
+
+
+class TestForwarderExistingSecret:
+    @pytest.fixture
+    def docs(self, rendered):
+        return rendered("forwarder-existing-secret")
+
+    @pytest.mark.parametrize("component, var", [("decoder", "REGISTRY_POSTGRES_URL"), ("decoder", "REDIS_URL"),
+                                                ("forwarder", "REGISTRY_POSTGRES_URL")])
+    def test_urls_from_the_existing_secret(self, docs, component, var):
+        assert secret_key_of(workload(docs, component), var)[0] == "sck-creds"
+
+    def test_fixed_replicas_without_autoscaling(self, docs):
+        assert workload(docs, "forwarder")["spec"].get("replicas") == 2
+        assert not find(docs, "HorizontalPodAutoscaler", "forwarder")

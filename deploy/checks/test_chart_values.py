@@ -37,6 +37,12 @@ REFUSED = {
     "bad-log-format": (merge(BASE, {"logFormat": "xml"}), "logFormat"),
     "bad-kafka-protocol": (merge(BASE, {"kafka": {"security": {"protocol": "tls"}}}), "protocol"),
     "clickhouse-ca-with-http": (merge(BASE, {"clickhouse": {"caSecret": "ca"}}), "https://"),
+    "platform-without-registry-url": (merge(BASE, {"platform": {"enabled": True}}), "auth.platform.registryPostgresUrl"),
+    "forwarder-without-registry-url": (merge(BASE, {"forwarder": {"enabled": True}}), "auth.platform.registryPostgresUrl"),
+    "registry-url-not-postgres": (merge(BASE, {"auth": {"platform": {"registryPostgresUrl": "mysql://x"}}}),
+                                  "registryPostgresUrl"),
+    "forwarder-grace-not-above-drain": (merge(chart.toggle_values("platform-forwarder"),
+                                              {"forwarder": {"terminationGracePeriodSeconds": 10}}), "must exceed"),
 }
 
 

@@ -1,5 +1,6 @@
-"""What the bridge StatefulSet and the decoder Deployment satisfy in every toggle's rendering:
-probes, security, grace above the drain timeout, spread, requests, ports, labels, PDBs."""
+"""What the bridge StatefulSet and the decoder and forwarder Deployments satisfy in every toggle's
+rendering that has them: probes, security, grace above the drain timeout, spread, requests, ports,
+labels, PDBs."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class Workload:
         return self.spec["containers"][0]
 
 
-CASES = [(t, c) for t in chart.TOGGLES for c in chart.WORKLOADS]
+CASES = [(t, c) for t in chart.TOGGLES for c in chart.components(t)]
 
 
 @pytest.fixture(params=CASES, ids=[f"{t}/{c}" for t, c in CASES])
@@ -38,7 +39,7 @@ def w(request, rendered) -> Workload:
 
 @pytest.mark.parametrize("toggle, component", CASES, ids=[f"{t}/{c}" for t, c in CASES])
 def test_exactly_one_workload(rendered, toggle, component):
-    found = find(rendered(toggle), chart.WORKLOADS[component], component)
+    found = find(rendered(toggle), (chart.WORKLOADS | chart.OPTIONAL_WORKLOADS)[component], component)
     assert len(found) == 1
 
 

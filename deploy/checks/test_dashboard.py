@@ -10,7 +10,8 @@ import pytest
 import metrics
 
 PANELS = ("ingest rate by kind", "readings/s", "errors by reason", "lag by partition", "end-to-end",
-          "insert latency", "in-flight", "replicas")
+          "insert latency", "in-flight", "replicas", "device registry lookups", "forwarded messages/s",
+          "dead letters by reason", "forwarder queued records and lag")
 
 
 def exprs(dashboard: dict) -> list[str]:

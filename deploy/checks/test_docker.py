@@ -1,7 +1,8 @@
 """deploy/docker (the local stack): no Docker engine here, so what can be checked without one:
 compose builds existing Dockerfile targets, mounts existing files, depends on defined services,
-runs two read-only bridges and decoders that Prometheus scrapes, EMQX authenticates and denies
-unmatched topics, Grafana provisions the dashboard; the image runs as non-root with a HEALTHCHECK."""
+runs two read-only bridges and decoders that Prometheus scrapes, and (profile platform) a forwarder
+with PostgreSQL, EMQX authenticates and denies unmatched topics but lets the forwarder publish,
+Grafana provisions the dashboard; the image runs as non-root with a HEALTHCHECK."""
 
 from __future__ import annotations
 
@@ -54,10 +55,28 @@ def test_runs_with_a_read_only_root_filesystem(role):
     assert all(SERVICES[n].get("read_only") is True for n in of_role(role))
 
 
-def test_prometheus_scrapes_every_bridge_and_decoder():
+def test_prometheus_scrapes_every_bridge_decoder_and_forwarder():
     prom = yaml.safe_load((DOCKER / "prometheus/prometheus.yml").read_text())
     scraped = {t.split(":")[0] for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
-    assert scraped == {n for role in ROLES for n in of_role(role)}
+    assert scraped == {n for role in ROLES for n in of_role(role)} | {"forwarder"}
+
+
+def test_forwarder_is_read_only_in_the_platform_profile_with_postgres():
+    fwd = SERVICES["forwarder"]
+    assert fwd.get("read_only") is True
+    assert fwd.get("profiles") == ["platform"] == SERVICES["postgres"].get("profiles")
+    assert "@postgres:5432/" in fwd["environment"]["REGISTRY_POSTGRES_URL"]
+
+
+def test_forwarder_waits_for_the_decoders_group():
+    decoder_group = SERVICES["decoder-1"]["environment"].get("KAFKA_GROUP", "sck-decoder")
+    assert SERVICES["forwarder"]["environment"]["FORWARD_AFTER_GROUP"] == decoder_group
+
+
+def test_emqx_lets_the_forwarders_user_publish_forward_topics():
+    acl = (DOCKER / "emqx/acl.conf").read_text()
+    user = SERVICES["forwarder"]["environment"]["MQTT_USERNAME"]
+    assert re.search(rf'{{allow, {{username, "{re.escape(user)}"}}, publish, \["/forward/\+/device/\+/readings"\]}}', acl)
 
 
 def test_emqx_authenticates_and_denies_unmatched_topics():

@@ -1,4 +1,4 @@
-{{/* Names, labels and shared pod-spec pieces of both services. */}}
+{{/* Names, labels and shared pod-spec pieces of the services. */}}
 
 {{- define "sck-ingest.name" -}}
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
@@ -101,7 +101,7 @@ topologySpreadConstraints:
 {{- end }}
 {{- end }}
 
-{{/* Scheduling, security and identity shared by both pod specs. */}}
+{{/* Scheduling, security and identity shared by the pod specs. */}}
 {{- define "sck-ingest.podCommon" -}}
 {{- $svc := index .ctx.Values .component -}}
 serviceAccountName: {{ include "sck-ingest.serviceAccountName" .ctx }}
@@ -148,7 +148,7 @@ prometheus.io/path: /metrics
 {{- end }}
 {{- end }}
 
-{{/* Container pieces shared by both services: port, probes, security, resources. */}}
+{{/* Container pieces shared by the services: port, probes, security, resources. */}}
 {{- define "sck-ingest.containerCommon" -}}
 {{- $svc := index .ctx.Values .component -}}
 image: {{ include "sck-ingest.image" (dict "ctx" .ctx "image" $svc.image) }}
@@ -185,7 +185,7 @@ resources:
 {{- end }}
 {{- end }}
 
-{{/* Kafka settings both services share (ConfigMap data lines). */}}
+{{/* Kafka settings the services share (ConfigMap data lines). */}}
 {{- define "sck-ingest.kafkaSettings" -}}
 {{- $k := .Values.kafka -}}
 KAFKA_BROKERS: {{ $k.brokers | quote }}
@@ -201,16 +201,36 @@ KAFKA_SSL_CA_FILE: /etc/sck/kafka-ca/{{ $k.security.caKey }}
 {{- end }}
 {{- end }}
 
-{{/* CA bundles a component mounts, as JSON {volume name: Secret name}: Kafka's for both (with
-ssl / sasl_ssl), MQTT's for the bridge, ClickHouse's for the decoder. Each is mounted at
-/etc/sck/<volume name>, where the ConfigMaps' *_CA_FILE settings point. */}}
+{{/* The MQTT broker of the bridges (subscribing) and the forwarders (publishing): ConfigMap
+data lines. */}}
+{{- define "sck-ingest.mqttSettings" -}}
+{{- $m := .Values.mqtt -}}
+MQTT_HOST: {{ required "mqtt.host is required (the EMQX service the bridges subscribe to)" $m.host | quote }}
+MQTT_PORT: {{ $m.port | quote }}
+MQTT_TLS: {{ $m.tls.enabled | quote }}
+{{- if and $m.tls.enabled $m.tls.caSecret }}
+MQTT_CA_FILE: /etc/sck/mqtt-ca/{{ $m.tls.caKey }}
+{{- end }}
+{{- end }}
+
+{{/* Decoder replica ceiling's sibling for the forwarders: autoscaling.maxReplicas capped at the
+partition count. */}}
+{{- define "sck-ingest.forwarderMaxReplicas" -}}
+{{- $max := int .Values.forwarder.autoscaling.maxReplicas }}
+{{- $parts := int .Values.kafka.partitions }}
+{{- if gt $max $parts }}{{ $parts }}{{ else }}{{ $max }}{{ end }}
+{{- end }}
+
+{{/* CA bundles a component mounts, as JSON {volume name: Secret name}: Kafka's for all (with
+ssl / sasl_ssl), MQTT's for the bridge and the forwarder, ClickHouse's for the decoder. Each is
+mounted at /etc/sck/<volume name>, where the ConfigMaps' *_CA_FILE settings point. */}}
 {{- define "sck-ingest.caBundles" -}}
 {{- $v := .ctx.Values }}
 {{- $out := dict }}
 {{- if and (hasSuffix "ssl" $v.kafka.security.protocol) $v.kafka.security.caSecret }}
 {{- $_ := set $out "kafka-ca" $v.kafka.security.caSecret }}
 {{- end }}
-{{- if and (eq .component "bridge") $v.mqtt.tls.enabled $v.mqtt.tls.caSecret }}
+{{- if and (has .component (list "bridge" "forwarder")) $v.mqtt.tls.enabled $v.mqtt.tls.caSecret }}
 {{- $_ := set $out "mqtt-ca" $v.mqtt.tls.caSecret }}
 {{- end }}
 {{- if and (eq .component "decoder") $v.clickhouse.caSecret }}
