@@ -5,6 +5,7 @@
 //! depends on none of it (`make lint` builds it alone to prove so).
 
 pub mod clock;
+pub mod consumer;
 pub mod http;
 pub mod kafka;
 pub mod log_limit;

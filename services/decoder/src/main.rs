@@ -192,7 +192,8 @@ async fn run(cfg: config::Config) -> anyhow::Result<()> {
         &cfg,
         kafka::Ctx {
             assignment: assignment.clone(),
-            metrics: metrics.clone(),
+            consumer_lag: metrics.consumer_lag.clone(),
+            commit_errors: metrics.commit_errors.clone(),
         },
     )?;
     let retry = Backoff {

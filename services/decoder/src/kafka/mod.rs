@@ -1,26 +1,23 @@
 //! The decoder's Kafka side, by concern:
 //!
-//! - [`assignment`]: the partitions this consumer owns and the revocation generation the main
-//!   loop reads (pure bookkeeping);
-//! - [`context`]: the consumer's librdkafka context (rebalance and commit callbacks, the
-//!   consumer-lag gauge from librdkafka statistics);
+//! - the partitions this consumer owns, the revocation generation and the librdkafka context
+//!   (rebalance and commit callbacks, the lag gauge) are `sck_runtime::consumer`'s, shared by
+//!   both consumer-group services;
 //! - [`consumer`]: the consumer itself (manual commits only), leaving the group, and the
 //!   reachability probe behind `/readyz`;
 //! - [`dead_letter`]: the dead-letter producer and writer, and [`produce_error`]: which of its
 //!   failures can pass on their own (retried with backoff) and which need an operator (retried
 //!   slowly, logged as errors).
 
-mod assignment;
 mod consumer;
-mod context;
 mod dead_letter;
 mod produce_error;
 
-pub use assignment::Assignment;
 pub use consumer::{consumer, leave_group, probe, DecoderConsumer};
-pub use context::Ctx;
 pub use dead_letter::{producer, DeadLetterWriter};
 pub use produce_error::FailureClass;
+pub use sck_runtime::consumer::Assignment;
+pub use sck_runtime::consumer::Ctx;
 
 use rdkafka::config::ClientConfig;
 use sck_runtime::kafka::client_properties;

@@ -1,25 +1,22 @@
 //! The forwarder's Kafka side, by concern:
 //!
-//! - [`assignment`]: the partitions this consumer owns and the revocation generation the loop
-//!   reads;
-//! - [`context`]: the consumer's librdkafka context (rebalance and commit callbacks, the lag
-//!   gauge from librdkafka statistics);
+//! - the partitions this consumer owns, the revocation generation and the librdkafka context
+//!   (rebalance and commit callbacks, the lag gauge) are `sck_runtime::consumer`'s, shared by
+//!   both consumer-group services;
 //! - [`consumer`]: the consumer (its own group, manual commits only), leaving the group, and
 //!   the reachability probe behind `/readyz`;
 //! - [`gate`]: the decoder group's committed offsets, read (never written) to forward only
 //!   what the decoder has stored;
 //! - [`dead_letter`]: the producer and the writer of the forwarder's dead letters.
 
-mod assignment;
 mod consumer;
-mod context;
 mod dead_letter;
 pub mod gate;
 
-pub use assignment::Assignment;
 pub use consumer::{consumer, leave_group, probe, ForwarderConsumer};
-pub use context::Ctx;
 pub use dead_letter::{producer, DeadLetterWriter, Record as DeadLetterRecord};
+pub use sck_runtime::consumer::Assignment;
+pub use sck_runtime::consumer::Ctx;
 
 use rdkafka::config::ClientConfig;
 use sck_runtime::kafka::client_properties;

@@ -1,7 +1,7 @@
 //! The consumer's librdkafka context: the rebalance callbacks keep the [`Assignment`] (the
 //! generation moves *before* revoked partitions are handed to another member), failed async
-//! commits are counted, and librdkafka's statistics feed `sck_forwarder_consumer_lag` for the
-//! partitions owned: the forwarder's own lag, apart from the decoder's.
+//! commits are counted, and librdkafka's statistics feed the consumer-lag gauge of the
+//! partitions owned (the autoscaler's signal).
 
 use std::sync::Arc;
 
@@ -12,24 +12,26 @@ use rdkafka::statistics::Statistics;
 use rdkafka::TopicPartitionList;
 
 use super::Assignment;
-use crate::metrics::Metrics;
+use prometheus::{IntCounter, IntGaugeVec};
 
 pub struct Ctx {
     pub assignment: Arc<Assignment>,
-    pub metrics: Metrics,
+    /// The service's consumer-lag gauge (labels `topic`, `partition`).
+    pub consumer_lag: IntGaugeVec,
+    /// The service's failed-commit counter.
+    pub commit_errors: IntCounter,
 }
 
 impl ClientContext for Ctx {
     fn stats(&self, stats: Statistics) {
         let owned = self.assignment.owned();
-        self.metrics.consumer_lag.reset();
+        self.consumer_lag.reset();
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
                 if !owned.contains(&(topic.clone(), *partition)) {
                     continue;
                 }
-                self.metrics
-                    .consumer_lag
+                self.consumer_lag
                     .with_label_values(&[topic.as_str(), &partition.to_string()])
                     .set(lag(p.hi_offset, p.committed_offset, p.lo_offset));
             }
@@ -80,7 +82,7 @@ impl ConsumerContext for Ctx {
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
         if let Err(e) = result {
-            self.metrics.commit_errors.inc();
+            self.commit_errors.inc();
             tracing::warn!(error = %e, "offset commit failed (the next commit covers it)");
         }
     }

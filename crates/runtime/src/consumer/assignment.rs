@@ -1,7 +1,7 @@
-//! Which partitions this consumer owns, and a generation bumped on every revocation so the loop
-//! can tell that the records it holds may no longer be its to commit. Written by the rebalance
-//! callbacks ([`super::context`]), read by the loop, the gate poller and the lag gauge. (The
-//! decoder keeps the same bookkeeping; a shared copy in sck-runtime would serve both.)
+//! Which partitions a consumer owns, and a generation bumped on every revocation so the service's
+//! loop can tell that the records it holds may no longer be its to commit. Written by the
+//! rebalance callbacks ([`super::context`]), read by the loop and the lag gauge. Shared by every
+//! consumer-group service (sck-decoder, sck-forwarder).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
