@@ -48,7 +48,7 @@ k8s-render:
 	@deploy/checks/run.sh k8s-render
 
 # docs/settings.md from the binaries' clap definitions (scripts/settings-docs.sh).
-.PHONY: settings-docs settings-check platform-stack-check
+.PHONY: settings-docs settings-check platform-stack-check current-clickhouse-check
 settings-docs:
 	@scripts/settings-docs.sh
 
@@ -60,7 +60,11 @@ settings-check:
 platform-stack-check:
 	@scripts/check-platform-stack.sh
 
-test: lint unit-test settings-check chart-test platform-stack-check integration-test
+# The migrations and the sink's RowBinary on a current ClickHouse (chdb, in-process).
+current-clickhouse-check:
+	@scripts/check-current-clickhouse.sh
+
+test: lint unit-test settings-check chart-test platform-stack-check current-clickhouse-check integration-test
 
 bench:
 	cargo bench -p sck-core --bench decode

@@ -51,6 +51,15 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// Every statement `migrate` would run on a new database of a server of `version`, in order
+/// (`schema_migrations` first), with `{db}` left in: for checks against other servers.
+pub fn all_statements(version: &str) -> Vec<String> {
+    let f = Features::from_version(version);
+    std::iter::once(schema_migrations::create())
+        .chain(MIGRATIONS.iter().flat_map(|m| (m.statements)(f)))
+        .collect()
+}
+
 /// A migration step ClickHouse refused or did not answer.
 #[derive(Debug, thiserror::Error)]
 #[error("{step}: {source}")]
