@@ -197,8 +197,14 @@ async fn the_sinks_rowbinary_for_every_table_is_captured() {
         ]),
     );
 
+    // Within the table's 90-day TTL on current servers (an older row may be dropped at any merge).
+    let recent = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as u32
+        - 3600;
     let errors = vec![IngestErrorRow {
-        received_at: 1_700_000_020,
+        received_at: recent,
         mqtt_topic: "device/sck/tokA/readings/raw".into(),
         device_token: "tokA".into(),
         error_kind: "invalid_value".into(),
@@ -215,7 +221,7 @@ async fn the_sinks_rowbinary_for_every_table_is_captured() {
         INGEST_ERRORS,
         &c,
         json!([
-            {"received_at":1_700_000_020,"device_token":"tokA","error_kind":"invalid_value","kafka_partition":3,"kafka_offset":42,"payload_hex":"7B743A323032332D31312D31345432323A31333A32305A2C313A782C7DFF"}
+            {"received_at":recent,"device_token":"tokA","error_kind":"invalid_value","kafka_partition":3,"kafka_offset":42,"payload_hex":"7B743A323032332D31312D31345432323A31333A32305A2C313A782C7DFF"}
         ]),
     );
 
