@@ -19,3 +19,5 @@ pub mod topic;
 
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod seeded;

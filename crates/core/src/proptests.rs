@@ -18,7 +18,7 @@ use crate::raw;
 use crate::reading::{self, Decoded, Limits, Reading};
 use crate::timestamp::format_utc;
 
-const LIMITS: Limits = Limits {
+pub(crate) const LIMITS: Limits = Limits {
     now: 1_800_000_000,
     max_future_secs: 86_400,
 };
@@ -379,6 +379,11 @@ fn json_holds_no_reading(payload: &[u8]) -> bool {
             }),
         },
     })
+}
+
+/// [`nothing_silently_lost`] for tests outside proptest (the seeded corpus): the failure text.
+pub(crate) fn check_nothing_silently_lost(payload: &[u8]) -> Result<(), String> {
+    nothing_silently_lost(payload).map_err(|e| e.to_string())
 }
 
 /// The invariant, through the whole decode path of both topics.
