@@ -1,17 +1,16 @@
 //! The consumer: subscribed to the readings and events topics (and the dead-letter topic when
-//! asked), offsets committed only by the decoder, explicitly, after each insert. Also how it
-//! leaves the group on shutdown, and the metadata probe behind `/readyz`.
+//! asked), offsets committed only by the decoder, explicitly, after each insert.
+//! Leaving the group and the `/readyz` probe are `sck_runtime::consumer`'s.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 
 use super::{client_config, Ctx};
 use crate::config::Config;
 
-pub type DecoderConsumer = StreamConsumer<Ctx>;
+pub type DecoderConsumer = sck_runtime::consumer::GroupConsumer;
 
 pub fn consumer(cfg: &Config, ctx: Ctx) -> anyhow::Result<Arc<DecoderConsumer>> {
     let mut c = client_config(cfg);
@@ -46,30 +45,4 @@ pub fn consumer(cfg: &Config, ctx: Ctx) -> anyhow::Result<Arc<DecoderConsumer>> 
         .subscribe(&topics)
         .context("subscribing to the Kafka topics")?;
     Ok(Arc::new(consumer))
-}
-
-/// Closes the consumer once this is its last handle: it leaves the group at once instead of the
-/// group waiting for its session to time out. The readiness probe may briefly hold another
-/// handle, so this waits for it (10 s at most; past that the process exit closes it).
-pub async fn leave_group(mut consumer: Arc<DecoderConsumer>) {
-    for _ in 0..100 {
-        match Arc::try_unwrap(consumer) {
-            Ok(c) => {
-                let _ = tokio::task::spawn_blocking(move || drop(c)).await;
-                tracing::info!("left the consumer group");
-                return;
-            }
-            Err(c) => consumer = c,
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tracing::warn!("consumer still in use; leaving the group at process exit");
-}
-
-/// Probes Kafka (cluster metadata through the consumer) for `/readyz`; blocking, up to 5 s.
-pub fn probe(consumer: &DecoderConsumer) -> Result<(), String> {
-    consumer
-        .fetch_metadata(None, Duration::from_secs(5))
-        .map(|_| ())
-        .map_err(|e| format!("metadata request failed: {e}"))
 }

@@ -13,11 +13,12 @@ mod consumer;
 mod dead_letter;
 mod produce_error;
 
-pub use consumer::{consumer, leave_group, probe, DecoderConsumer};
+pub use consumer::{consumer, DecoderConsumer};
 pub use dead_letter::{producer, DeadLetterWriter};
 pub use produce_error::FailureClass;
 pub use sck_runtime::consumer::Assignment;
 pub use sck_runtime::consumer::Ctx;
+pub use sck_runtime::consumer::{leave_group, probe};
 
 use rdkafka::config::ClientConfig;
 use sck_runtime::kafka::client_properties;

@@ -1,18 +1,17 @@
 //! The consumer: the readings topic only, in the forwarder's own consumer group (so its lag,
 //! its pace and its failures are its own, never the decoder's), offsets committed only by the
-//! forwarder, explicitly, once every message before them was acknowledged. Also how it leaves
-//! the group on shutdown, and the metadata probe behind `/readyz`.
+//! forwarder, explicitly, once every message before them was acknowledged.
+//! Leaving the group and the `/readyz` probe are `sck_runtime::consumer`'s.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 
 use super::{client_config, Ctx};
 use crate::config::Config;
 
-pub type ForwarderConsumer = StreamConsumer<Ctx>;
+pub type ForwarderConsumer = sck_runtime::consumer::GroupConsumer;
 
 pub fn consumer(cfg: &Config, ctx: Ctx) -> anyhow::Result<Arc<ForwarderConsumer>> {
     let mut c = client_config(cfg, &cfg.client_id);
@@ -39,29 +38,4 @@ pub fn consumer(cfg: &Config, ctx: Ctx) -> anyhow::Result<Arc<ForwarderConsumer>
         .subscribe(&[cfg.readings_topic.as_str()])
         .context("subscribing to the readings topic")?;
     Ok(Arc::new(consumer))
-}
-
-/// Closes the consumer once this is its last handle, so it leaves the group at once (10 s at
-/// most; past that the process exit closes it).
-pub async fn leave_group(mut consumer: Arc<ForwarderConsumer>) {
-    for _ in 0..100 {
-        match Arc::try_unwrap(consumer) {
-            Ok(c) => {
-                let _ = tokio::task::spawn_blocking(move || drop(c)).await;
-                tracing::info!("left the consumer group");
-                return;
-            }
-            Err(c) => consumer = c,
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tracing::warn!("consumer still in use; leaving the group at process exit");
-}
-
-/// Probes Kafka (cluster metadata through the consumer) for `/readyz`; blocking, up to 5 s.
-pub fn probe(consumer: &ForwarderConsumer) -> Result<(), String> {
-    consumer
-        .fetch_metadata(None, Duration::from_secs(5))
-        .map(|_| ())
-        .map_err(|e| format!("metadata request failed: {e}"))
 }

@@ -13,10 +13,11 @@ mod consumer;
 mod dead_letter;
 pub mod gate;
 
-pub use consumer::{consumer, leave_group, probe, ForwarderConsumer};
+pub use consumer::{consumer, ForwarderConsumer};
 pub use dead_letter::{producer, DeadLetterWriter, Record as DeadLetterRecord};
 pub use sck_runtime::consumer::Assignment;
 pub use sck_runtime::consumer::Ctx;
+pub use sck_runtime::consumer::{leave_group, probe};
 
 use rdkafka::config::ClientConfig;
 use sck_runtime::kafka::client_properties;
