@@ -156,7 +156,9 @@ user root
 # Sessions and queued QoS 1 messages survive a broker restart.
 persistence true
 persistence_location $dir/data/
-autosave_interval 30
+# Saved every STACK_MQTT_AUTOSAVE_SECS (5 s) and at a clean shutdown: a SIGKILLed broker loses what
+# it acknowledged since the last save (make drills measures it).
+autosave_interval ${STACK_MQTT_AUTOSAVE_SECS:-5}
 # The defaults drop QoS 1 messages beyond 1000 queued per client; the tests build bigger backlogs
 # on purpose (bridge killed, Kafka down), and a loss test must measure the pipeline, not this policy.
 max_queued_messages 0
