@@ -1,7 +1,8 @@
 //! sck-runtime: what every service binary needs around the pure domain of `sck-core`.
 //!
 //! Kept apart from the domain on purpose: this crate is the one that knows about tokio, axum,
-//! prometheus, clap, rdkafka's client settings or tracing-subscriber, and the wall clock. `sck-core`
+//! prometheus, clap, rdkafka's client settings, rumqttc's connection errors or tracing-subscriber,
+//! and the wall clock. `sck-core`
 //! depends on none of it (`make lint` builds it alone to prove so).
 
 pub mod clock;
@@ -9,6 +10,7 @@ pub mod consumer;
 pub mod http;
 pub mod kafka;
 pub mod log_limit;
+pub mod mqtt;
 pub mod secret;
 pub mod settings;
 pub mod telemetry;

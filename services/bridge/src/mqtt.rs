@@ -158,7 +158,15 @@ impl Intake {
                     // redelivers every unacknowledged message on the resumed session.
                     books.unflushed.clear();
                     books.waiting.clear();
-                    tracing::warn!(error = %e, attempt = failures, "MQTT connection error; reconnecting");
+                    match sck_runtime::mqtt::refusal(&e) {
+                        Some(refused) => tracing::error!(
+                            error = %e, attempt = failures, refused = refused.as_str(),
+                            "{}", refused.explain()
+                        ),
+                        None => {
+                            tracing::warn!(error = %e, attempt = failures, "MQTT connection error; reconnecting")
+                        }
+                    }
                     tokio::select! {
                         _ = shutdown.wait_for(|s| *s) => break,
                         _ = backoff_sleep(&self.reconnect, failures) => {}

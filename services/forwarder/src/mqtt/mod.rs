@@ -153,10 +153,16 @@ impl<Id: Send + 'static> Publisher<Id> {
                     Ok(_) => {}
                     Err(e) => {
                         let lost = inflight.lost();
-                        tracing::warn!(
-                            error = %e, attempt = failures, unacknowledged = lost.len(),
-                            "MQTT connection error; reconnecting"
-                        );
+                        match sck_runtime::mqtt::refusal(&e) {
+                            Some(refused) => tracing::error!(
+                                error = %e, attempt = failures, unacknowledged = lost.len(),
+                                refused = refused.as_str(), "{}", refused.explain()
+                            ),
+                            None => tracing::warn!(
+                                error = %e, attempt = failures, unacknowledged = lost.len(),
+                                "MQTT connection error; reconnecting"
+                            ),
+                        }
                         for id in lost {
                             let _ = self.outcomes.send((id, Published::Failed(CONNECTION_LOST)));
                         }
