@@ -10,14 +10,28 @@ use crate::*;
 /// The tables' names (and row types), from the one place that defines them.
 pub use sck_store::tables;
 
-/// Runs a ClickHouse query over HTTP; the body (TabSeparated by default), or the error text.
+/// Runs a ClickHouse query over HTTP as the administrator (on a secure stack, with its
+/// password); the body (TabSeparated by default), or the error text.
 pub fn clickhouse(sql: &str) -> Result<String, String> {
+    let admin = stack().secure.as_ref().map(|s| &s.clickhouse_admin);
+    clickhouse_as(admin, sql)
+}
+
+/// Runs a ClickHouse query over HTTP as `login` (X-ClickHouse-User / X-ClickHouse-Key), or
+/// without credentials; the body, or the error text.
+pub fn clickhouse_as(login: Option<&Login>, sql: &str) -> Result<String, String> {
     let mut s = TcpStream::connect(&stack().clickhouse_http).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
+    let auth = login.map_or_else(String::new, |l| {
+        format!(
+            "X-ClickHouse-User: {}\r\nX-ClickHouse-Key: {}\r\n",
+            l.user, l.password
+        )
+    });
     write!(
         s,
-        "POST / HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{sql}",
+        "POST / HTTP/1.0\r\nHost: localhost\r\n{auth}Content-Length: {}\r\n\r\n{sql}",
         sql.len()
     )
     .map_err(|e| e.to_string())?;

@@ -11,6 +11,19 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::*;
 
+/// A librdkafka configuration for the stack's brokers: on a secure stack, with the services'
+/// SASL user.
+pub fn kafka_client() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &stack().kafka_brokers);
+    if let Some(secure) = &stack().secure {
+        for (k, v) in secure.kafka_properties() {
+            c.set(k, v);
+        }
+    }
+    c
+}
+
 /// Kafka topics of one test.
 #[derive(Debug, Clone)]
 pub struct Topics {
@@ -47,9 +60,7 @@ pub async fn read_until(
     timeout: Duration,
     mut done: impl FnMut(&[Record]) -> bool,
 ) -> Vec<Record> {
-    let s = stack();
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &s.kafka_brokers)
+    let consumer: StreamConsumer = kafka_client()
         .set("group.id", unique("reader"))
         .set("enable.auto.commit", "false")
         .set("log_level", "3")
@@ -103,8 +114,7 @@ pub async fn read_until(
 pub async fn create_topics(topics: &Topics, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &stack().kafka_brokers)
+    let admin: AdminClient<DefaultClientContext> = kafka_client()
         .set("log_level", "3")
         .create()
         .expect("admin client");
@@ -139,8 +149,7 @@ pub struct BridgeRecord {
 /// headers), waiting until Kafka acknowledged every one.
 pub async fn produce_as_bridge(topic: &str, records: &[BridgeRecord]) {
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &stack().kafka_brokers)
+    let producer: FutureProducer = kafka_client()
         .set("acks", "all")
         .set("linger.ms", "5")
         .set("log_level", "3")
@@ -180,8 +189,7 @@ pub async fn produce_as_bridge(topic: &str, records: &[BridgeRecord]) {
 
 /// Sum over a topic's partitions of the offsets `group` has committed.
 pub async fn committed_total(group: &str, topic: &str, partitions: i32) -> i64 {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &stack().kafka_brokers)
+    let consumer: StreamConsumer = kafka_client()
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("log_level", "3")
@@ -208,11 +216,7 @@ pub async fn committed_total(group: &str, topic: &str, partitions: i32) -> i64 {
 
 /// Members of a consumer group as the broker reports them (None if it cannot say).
 pub fn group_members(group: &str) -> Option<usize> {
-    let c: rdkafka::consumer::BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &stack().kafka_brokers)
-        .set("log_level", "3")
-        .create()
-        .ok()?;
+    let c: rdkafka::consumer::BaseConsumer = kafka_client().set("log_level", "3").create().ok()?;
     let list = c
         .fetch_group_list(Some(group), Duration::from_secs(5))
         .ok()?;

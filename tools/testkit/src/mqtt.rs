@@ -1,14 +1,37 @@
-//! MQTT from the tests' side: a QoS 1 publisher that waits for PUBACKs, the readings payloads
-//! of a run, and clearing persistent sessions.
+//! MQTT from the tests' side (MQTT 3.1.1, as devices speak it): connection options for the stack
+//! (TLS and a login on a secure stack), a QoS 1 publisher that waits for PUBACKs, the readings
+//! payloads of a run, and clearing persistent sessions.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS, Transport};
 use sck_core::encode::{self, Spaced};
 
 use crate::*;
+
+/// Options for a client of the stack's broker: over TLS trusting the stack's CA and logged in
+/// as `login` on a secure stack (where a client without a login is refused), plain otherwise.
+pub fn mqtt_options(client_id: &str, login: Option<&Login>) -> MqttOptions {
+    let s = stack();
+    let mut o = MqttOptions::new(client_id, &s.mqtt_host, s.mqtt_port);
+    if let Some(l) = login {
+        o.set_credentials(&l.user, &l.password);
+    }
+    if let Some(secure) = &s.secure {
+        o.set_transport(tls_transport(&secure.ca_file));
+    }
+    o
+}
+
+/// A TLS transport trusting the CA certificates of `ca_file` (rustls with the ring provider,
+/// as the services use).
+pub fn tls_transport(ca_file: &std::path::Path) -> Transport {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = std::fs::read(ca_file).unwrap_or_else(|e| panic!("read {}: {e}", ca_file.display()));
+    Transport::tls(ca, None, None)
+}
 
 /// Ends a test's bridges: stops them and removes their MQTT sessions. Kafka topics are left in
 /// place: every test has its own uniquely named ones ([`Topics::unique`]), `make test` starts
@@ -23,9 +46,10 @@ pub async fn retire(bridges: Vec<Bridge>) {
 /// Removes the broker's persistent sessions of these client ids, so dead test bridges do not
 /// keep a share of later tests' messages queued in Mosquitto.
 pub async fn forget_sessions(client_ids: &[String]) {
-    let s = stack();
+    // On a secure stack, as the bridges' user (any user may take over a client id).
+    let login = stack().secure.as_ref().map(|s| &s.mqtt_bridge);
     for id in client_ids {
-        let mut o = MqttOptions::new(id, &s.mqtt_host, s.mqtt_port);
+        let mut o = mqtt_options(id, login);
         o.set_clean_session(true);
         let (client, mut el) = AsyncClient::new(o, 10);
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -51,9 +75,14 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// A publisher without a login (the plain stack).
     pub async fn connect() -> Publisher {
-        let s = stack();
-        let mut o = MqttOptions::new(unique("pub"), &s.mqtt_host, s.mqtt_port);
+        Publisher::connect_as(None).await
+    }
+
+    /// A publisher logged in as `login` (on a secure stack: a device, whose user is its token).
+    pub async fn connect_as(login: Option<&Login>) -> Publisher {
+        let mut o = mqtt_options(&unique("pub"), login);
         o.set_clean_session(true)
             .set_inflight(200)
             .set_max_packet_size(1 << 21, 1 << 21)

@@ -219,6 +219,9 @@ impl Bridge {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        if let Some(secure) = &s.secure {
+            env.extend(secure.bridge_env());
+        }
         env.extend(spec.env.iter().cloned());
         let svc = Service::spawn(
             "sck-bridge",
@@ -278,6 +281,9 @@ impl Decoder {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        if let Some(secure) = &s.secure {
+            all.extend(secure.decoder_env());
+        }
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         Decoder {
             svc: Service::spawn("sck-decoder", &unique("decoder"), &all),
@@ -343,6 +349,9 @@ impl Forwarder {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        if let Some(secure) = &s.secure {
+            all.extend(secure.forwarder_env());
+        }
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         Forwarder {
             svc: Service::spawn("sck-forwarder", &unique("forwarder"), &all),
