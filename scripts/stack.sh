@@ -742,10 +742,16 @@ export MQTT_HOST=127.0.0.1
 export MQTT_PORT=$mqtt_port
 export KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 export CLICKHOUSE_URL=$clickhouse_url
+EOF
+  # The platform's endpoints only when selected: a stack of other components must not point its
+  # clients at whatever listens on the default ports.
+  if selected postgres; then
+    cat >>"$STACK/env" <<EOF
 export PLATFORM_POSTGRES_URL=postgres://$PG_OWNER:$PG_OWNER_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB
 export REGISTRY_POSTGRES_URL=postgres://$PG_REGISTRY:$PG_REGISTRY_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB
-export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 EOF
+  fi
+  if selected redis; then echo "export REDIS_URL=redis://127.0.0.1:$REDIS_PORT" >>"$STACK/env"; fi
   [ "$SECURE" = 1 ] || return 0
   local logins="" d
   for d in $MQTT_DEVICES; do logins="$logins${logins:+ }$d:$(secret "mqtt-$d")"; done
@@ -806,6 +812,8 @@ selected_components() {
     for w in ${STACK_COMPONENTS:-${COMPONENTS[*]}}; do [ "$c" = "$w" ] && echo "$c" && break; done
   done
 }
+
+selected() { local c; for c in "${SELECTED[@]}"; do [ "$c" = "$1" ] && return 0; done; return 1; }
 
 cmd=${1:-}
 mkdir -p "$STACK"

@@ -21,10 +21,11 @@ pub struct Stack {
     pub kafka_brokers: String,
     /// `host:port` of ClickHouse's plain HTTP interface (the tests' own queries).
     pub clickhouse_http: String,
-    /// The platform's PostgreSQL as the tables' owner (tests, seeds).
+    /// The platform's PostgreSQL as the tables' owner (tests, seeds); empty without PostgreSQL.
     pub platform_postgres_url: String,
-    /// The same database as the decoder's least-privilege user.
+    /// The same database as the decoder's least-privilege user; empty without PostgreSQL.
     pub registry_postgres_url: String,
+    /// Empty without Redis.
     pub redis_url: String,
     /// The identities of a stack started with `STACK_SECURE=1`; None for the plain stack.
     pub secure: Option<Secure>,
@@ -146,6 +147,10 @@ fn pairs(kv: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+fn optional(vars: &HashMap<String, String>, name: &str) -> String {
+    vars.get(name).cloned().unwrap_or_default()
+}
+
 fn var<'a>(vars: &'a HashMap<String, String>, name: &str) -> &'a str {
     vars.get(name)
         .unwrap_or_else(|| panic!("the stack's env file lacks {name}"))
@@ -216,9 +221,10 @@ impl Stack {
             mqtt_port: var(vars, "MQTT_PORT").parse().expect("MQTT_PORT"),
             kafka_brokers: var(vars, "KAFKA_BROKERS").to_string(),
             clickhouse_http,
-            platform_postgres_url: var(vars, "PLATFORM_POSTGRES_URL").to_string(),
-            registry_postgres_url: var(vars, "REGISTRY_POSTGRES_URL").to_string(),
-            redis_url: var(vars, "REDIS_URL").to_string(),
+            // Empty when the stack runs without PostgreSQL / Redis (STACK_COMPONENTS).
+            platform_postgres_url: optional(vars, "PLATFORM_POSTGRES_URL"),
+            registry_postgres_url: optional(vars, "REGISTRY_POSTGRES_URL"),
+            redis_url: optional(vars, "REDIS_URL"),
             secure,
         }
     }
@@ -377,6 +383,12 @@ mod tests {
         );
         let s = Stack::from_env(&parse_env(&text));
         assert_eq!(s.mqtt_port, 8883, "the later line wins");
+        let without_platform: String = text
+            .lines()
+            .filter(|l| !l.contains("POSTGRES") && !l.contains("REDIS"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(Stack::from_env(&parse_env(&without_platform)).redis_url, "");
         assert_eq!(s.clickhouse_http, "127.0.0.1:8123");
         let sec = s.secure();
         assert_eq!(sec.clickhouse_url, "https://127.0.0.1:8443");
