@@ -22,6 +22,23 @@ pub async fn backoff_sleep(backoff: &Backoff, attempt: u32) {
     tokio::time::sleep(backoff.delay(attempt, fastrand::f64())).await;
 }
 
+/// An error and its causes, `: `-separated, each written once: many errors end their own text
+/// with their source's ("network error: client error (Connect)"), and many hide the cause that
+/// matters (a certificate refused, a password refused) in a source, not in their own text.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// This host's name: `HOSTNAME` (set in every Kubernetes pod) or the kernel's.
 pub fn hostname() -> String {
     std::env::var("HOSTNAME")
@@ -50,5 +67,30 @@ pub async fn shutdown_signal() {
             tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops this process");
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("middle")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn error_chain_names_every_cause_once() {
+        let e = Outer(Middle(std::io::Error::other(
+            "invalid peer certificate: UnknownIssuer",
+        )));
+        assert_eq!(
+            error_chain(&e),
+            "outer: middle: invalid peer certificate: UnknownIssuer"
+        );
+        assert_eq!(error_chain(&std::io::Error::other("alone")), "alone");
     }
 }

@@ -41,7 +41,10 @@ pub async fn until_done(cfg: &Config, blocked: &Blocked) -> Result<(), super::tl
                 if blocked.failed(SCHEMA_MIGRATIONS, class, &e.source) {
                     tokio::time::sleep(RETRY_INTERVAL).await;
                 } else {
-                    tracing::warn!(error = %e, attempt, "migration failed; retrying");
+                    // The whole chain: the clickhouse crate's own text hides a refused
+                    // certificate behind "network error: client error (Connect)".
+                    let error = sck_runtime::error_chain(&e);
+                    tracing::warn!(%error, attempt, "migration failed; retrying");
                     sck_runtime::backoff_sleep(&retry, attempt).await;
                 }
                 attempt += 1;

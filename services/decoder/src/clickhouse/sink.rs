@@ -155,7 +155,7 @@ impl Sink {
                 rows = table.rows(batch),
                 attempt,
                 suppressed,
-                error = %e,
+                error = %sck_runtime::error_chain(e),
                 "ClickHouse insert failed; retrying (nothing is committed meanwhile)"
             );
         }

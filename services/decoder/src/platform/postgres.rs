@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sck_core::backoff::Backoff;
-use sck_runtime::backoff_sleep;
 use sck_runtime::log_limit::LogLimiter;
 use sck_runtime::secret::Secret;
+use sck_runtime::{backoff_sleep, error_chain};
 use tokio::sync::watch;
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Config, NoTls};
@@ -38,7 +38,7 @@ pub enum PgError {
     NotConnected,
     #[error("PostgreSQL did not answer within {0:?}")]
     Timeout(Duration),
-    #[error("PostgreSQL: {}", chain(.0))]
+    #[error("PostgreSQL: {}", error_chain(.0))]
     Db(#[from] tokio_postgres::Error),
     /// A row with a value the caller cannot use.
     #[error("PostgreSQL returned {0}")]
@@ -142,7 +142,7 @@ async fn keep_connected(config: Config, tx: watch::Sender<Option<Arc<Client>>>, 
             }
             Err(e) => {
                 if let Some(suppressed) = warnings.allow() {
-                    tracing::warn!(postgres = %target, error = chain(&e), attempt, suppressed, "cannot connect to PostgreSQL; retrying");
+                    tracing::warn!(postgres = %target, error = error_chain(&e), attempt, suppressed, "cannot connect to PostgreSQL; retrying");
                 }
             }
         }
@@ -180,18 +180,6 @@ fn rustls_connector() -> MakeRustlsConnect {
     .with_root_certificates(roots)
     .with_no_client_auth();
     MakeRustlsConnect::new(config)
-}
-
-/// An error and its causes (tokio-postgres says only "db error" at the top), `: `-separated.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// `host:port/db as user`, without the password.
