@@ -101,7 +101,7 @@ install_tansu() {
 }
 
 install_all() {
-  apt_install mosquitto clickhouse-server clickhouse-client curl iproute2 postgresql redis-server
+  apt_install mosquitto clickhouse-server clickhouse-client curl iproute2 openssl postgresql redis-server
   install_tansu
 }
 
