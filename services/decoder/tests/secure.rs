@@ -129,11 +129,12 @@ fn readings_travel_over_tls_sasl_and_https_and_the_read_only_user_reads_them() {
             decoder.log_text()
         );
         assert_eq!(decoder.get("/readyz").map(|(c, _)| c), Some(200));
+        // The metric moves once the insert has returned, a moment after the rows are visible.
+        let rows = |d: &Decoder| d.metric("sck_decoder_rows_inserted_total").unwrap_or(0.0);
         assert!(
-            decoder
-                .metric("sck_decoder_rows_inserted_total")
-                .unwrap_or(0.0)
-                >= (2 * n) as f64
+            wait_for(Duration::from_secs(10), || rows(&decoder) >= (2 * n) as f64),
+            "rows inserted: {}",
+            rows(&decoder)
         );
         // Stored through HTTPS: the decoder's URL is https://, and its user is not `default`.
         let log = plain_log(&decoder);
