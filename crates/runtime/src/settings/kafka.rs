@@ -83,6 +83,9 @@ pub struct KafkaSecurityArgs {
 }
 
 const PROTOCOLS: [&str; 4] = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
+/// The SASL mechanisms this build of librdkafka can use without further settings (no GSSAPI,
+/// no OAUTHBEARER token source), as librdkafka spells them.
+const MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
 impl KafkaSecurityArgs {
     pub fn validate(self) -> Result<KafkaSecurity, ConfigError> {
@@ -94,9 +97,29 @@ impl KafkaSecurityArgs {
                 self.kafka_security_protocol,
             ));
         }
+        let mechanism = match self.kafka_sasl_mechanism {
+            Some(m) => match MECHANISMS.iter().find(|k| k.eq_ignore_ascii_case(m.trim())) {
+                Some(known) => Some(known.to_string()),
+                None => {
+                    return Err(ConfigError::invalid(
+                        "KAFKA_SASL_MECHANISM",
+                        "one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",
+                        m,
+                    ))
+                }
+            },
+            None => None,
+        };
+        if self.kafka_ssl_ca_file.is_some() && !protocol.ends_with("ssl") {
+            return Err(ConfigError::invalid(
+                "KAFKA_SECURITY_PROTOCOL",
+                "ssl or sasl_ssl when KAFKA_SSL_CA_FILE is set",
+                protocol,
+            ));
+        }
         if protocol.starts_with("sasl") {
             for (name, given) in [
-                ("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism.is_some()),
+                ("KAFKA_SASL_MECHANISM", mechanism.is_some()),
                 ("KAFKA_SASL_USERNAME", self.kafka_sasl_username.is_some()),
                 ("KAFKA_SASL_PASSWORD", self.kafka_sasl_password.is_some()),
             ] {
@@ -110,7 +133,7 @@ impl KafkaSecurityArgs {
         }
         Ok(KafkaSecurity {
             protocol,
-            sasl_mechanism: self.kafka_sasl_mechanism,
+            sasl_mechanism: mechanism,
             sasl_username: self.kafka_sasl_username,
             sasl_password: self.kafka_sasl_password,
             ssl_ca_file: self.kafka_ssl_ca_file,
@@ -238,6 +261,53 @@ mod tests {
         assert_eq!(s.protocol, "sasl_ssl");
         assert_eq!(s.sasl_password.as_ref().map(Secret::expose), Some("secret"));
         assert!(args("plaintext").validate().is_ok());
+    }
+
+    #[test]
+    fn mechanisms_are_librdkafkas_and_a_ca_file_needs_tls() {
+        let mut a = args("sasl_plaintext");
+        a.kafka_sasl_username = Some("u".into());
+        a.kafka_sasl_password = Some("p".into());
+        for (given, stored) in [
+            ("scram-sha-512", "SCRAM-SHA-512"),
+            (" SCRAM-SHA-256", "SCRAM-SHA-256"),
+            ("plain", "PLAIN"),
+        ] {
+            a.kafka_sasl_mechanism = Some(given.into());
+            let s = a.clone().validate().expect("valid");
+            assert_eq!(s.sasl_mechanism.as_deref(), Some(stored), "{given}");
+        }
+        for bad in ["GSSAPI", "OAUTHBEARER", "SCRAM-SHA-1", ""] {
+            a.kafka_sasl_mechanism = Some(bad.into());
+            assert_eq!(
+                a.clone().validate().map_err(|e| e.name()),
+                Err("KAFKA_SASL_MECHANISM"),
+                "{bad:?}"
+            );
+        }
+        // A CA file only means something over TLS.
+        for protocol in ["plaintext", "sasl_plaintext"] {
+            let mut a = a.clone();
+            a.kafka_security_protocol = protocol.into();
+            a.kafka_sasl_mechanism = Some("SCRAM-SHA-512".into());
+            a.kafka_ssl_ca_file = Some("/etc/ca.pem".into());
+            assert_eq!(
+                a.validate(),
+                Err(ConfigError::invalid(
+                    "KAFKA_SECURITY_PROTOCOL",
+                    "ssl or sasl_ssl when KAFKA_SSL_CA_FILE is set",
+                    protocol
+                ))
+            );
+        }
+        let mut tls = args("SSL");
+        tls.kafka_ssl_ca_file = Some("/etc/ca.pem".into());
+        let s = tls.validate().expect("ssl with a CA file");
+        assert_eq!(
+            (s.protocol.as_str(), s.sasl_mechanism),
+            ("ssl", None),
+            "no SASL needed over ssl"
+        );
     }
 
     #[test]
