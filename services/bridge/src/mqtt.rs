@@ -135,18 +135,23 @@ impl Intake {
                     connected_once = true;
                     failures = 0;
                     self.metrics.mqtt_connected.set(1);
-                    self.readiness.set("mqtt", true);
                     tracing::info!(session_present = ack.session_present, "connected to MQTT");
+                    // Ready once the broker has granted the subscriptions (the SUBACK below).
                     self.subscribe()?;
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                    let refused = ack
-                        .return_codes
-                        .iter()
-                        .filter(|c| !matches!(c, SubscribeReasonCode::Success(_)))
-                        .count();
-                    if refused > 0 {
-                        tracing::error!(refused, "the MQTT broker refused subscriptions (ACL?)");
+                    let refused = refused_filters(&self.subscriptions, &ack.return_codes);
+                    if refused.is_empty() {
+                        self.readiness.set("mqtt", true);
+                    } else {
+                        // Connected but receiving nothing (or a part): not ready, said plainly.
+                        // The broker keeps the refusal until its ACL changes; the next
+                        // reconnection subscribes again.
+                        self.readiness.set("mqtt", false);
+                        tracing::error!(
+                            refused = ?refused,
+                            "the MQTT broker refused subscriptions (its ACL for MQTT_USERNAME?); not ready"
+                        );
                     }
                 }
                 Ok(_) => {}
@@ -265,9 +270,51 @@ impl Intake {
     }
 }
 
+/// The filters a SUBACK refused, with the broker's reason (its codes are in the order of the
+/// SUBSCRIBE's filters, all of them in one packet).
+fn refused_filters(filters: &[String], codes: &[SubscribeReasonCode]) -> Vec<String> {
+    codes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !matches!(c, SubscribeReasonCode::Success(_)))
+        .map(|(i, c)| {
+            let filter = filters.get(i).map_or("?", String::as_str);
+            format!("{filter} ({c:?})")
+        })
+        .collect()
+}
+
 /// A PUBACK was written: return its permit. PUBACKs leave in the order they were queued.
 fn flushed(books: &mut Books, pkid: u16) {
     if let Some(i) = books.unflushed.iter().position(|(p, _)| *p == pkid) {
         books.unflushed.remove(i);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_filters_are_named_with_their_reason() {
+        let filters = ["$share/g/a".to_string(), "$share/g/b".to_string()];
+        assert!(refused_filters(
+            &filters,
+            &[
+                SubscribeReasonCode::Success(QoS::AtLeastOnce),
+                SubscribeReasonCode::Success(QoS::AtMostOnce)
+            ]
+        )
+        .is_empty());
+        assert_eq!(
+            refused_filters(
+                &filters,
+                &[
+                    SubscribeReasonCode::Success(QoS::AtLeastOnce),
+                    SubscribeReasonCode::NotAuthorized
+                ]
+            ),
+            ["$share/g/b (NotAuthorized)"]
+        );
     }
 }

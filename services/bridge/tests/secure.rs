@@ -346,6 +346,35 @@ fn an_untrusted_ca_leaves_the_bridge_up_unready_and_retrying_with_backoff() {
 }
 
 #[test]
+fn a_bridge_whose_subscriptions_are_refused_is_connected_but_not_ready() {
+    serial(async {
+        // Logged in as a device: the login is accepted, every subscription refused.
+        let d = device(2);
+        let spec = BridgeSpec::new(&Topics::unique(), &unique("g"))
+            .with("MQTT_USERNAME", &d.user)
+            .with("MQTT_PASSWORD", &d.password);
+        let mut bridge = Bridge::spawn(&spec);
+        let said = wait_for(Duration::from_secs(30), || {
+            plain_log(&bridge).contains("the MQTT broker refused subscriptions")
+        });
+        assert!(said, "{}", bridge.log_text());
+        assert_eq!(bridge.metric("sck_bridge_mqtt_connected"), Some(1.0));
+        assert!(
+            matches!(bridge.get("/readyz"), Some((503, body)) if body.contains("mqtt")),
+            "{:?}",
+            bridge.get("/readyz")
+        );
+        let log = plain_log(&bridge);
+        assert!(
+            log.contains("device/sck/+/readings (NotAuthorized)"),
+            "{log}"
+        );
+        assert!(matches!(bridge.child.try_wait(), Ok(None)), "{log}");
+        retire(vec![bridge]).await;
+    });
+}
+
+#[test]
 fn a_device_publishes_only_under_its_own_token() {
     serial(async {
         let topics = Topics::unique();
