@@ -453,6 +453,56 @@ fn a_device_publishes_only_under_its_own_token() {
 }
 
 #[test]
+fn the_forwarders_user_publishes_forward_topics_only() {
+    serial(async {
+        let f = stack().secure().mqtt_forwarder.clone();
+        let (c5, mut el5) = client5(&f);
+        until5(&mut el5, |p| matches!(p, Packet5::ConnAck(_)).then_some(())).await;
+        // Accepted (nobody subscribes on this stack: 0x10 "no matching subscribers"); refused
+        // (0x87) under a device's topic or the bridge's.
+        for (topic, allowed) in [
+            (
+                "/forward/fwdDemoToken2xA7/device/2/readings".to_string(),
+                true,
+            ),
+            (format!("device/sck/{}/readings", device(0).user), false),
+            ("bridge/device/sck/x/readings".to_string(), false),
+            ("forward/x".to_string(), false),
+        ] {
+            c5.publish(
+                &topic,
+                rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                false,
+                b"{}".to_vec(),
+            )
+            .await
+            .expect("queue publish");
+            let reason = until5(&mut el5, |p| match p {
+                Packet5::PubAck(ack) => Some(ack.reason),
+                _ => None,
+            })
+            .await;
+            let want = if allowed {
+                PubAckReason::NoMatchingSubscribers
+            } else {
+                PubAckReason::NotAuthorized
+            };
+            assert_eq!(reason, want, "{topic}");
+        }
+        // And it reads nothing.
+        c5.subscribe("/forward/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+            .await
+            .expect("queue subscribe");
+        let codes = until5(&mut el5, |p| match p {
+            Packet5::SubAck(ack) => Some(ack.return_codes.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(codes, [Sub5::NotAuthorized]);
+    });
+}
+
+#[test]
 fn a_device_can_neither_read_other_devices_nor_join_the_bridges_shared_subscription() {
     serial(async {
         let topics = Topics::unique();
