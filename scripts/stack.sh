@@ -209,6 +209,17 @@ secret() {
   printf '%s' "$(cat "$f")"
 }
 
+# Every password of the secure stack, generated here in the main shell (where a failure stops the
+# script) before the configs and the env file read them through command substitutions.
+ensure_secrets() {
+  local name
+  for name in "mqtt-$MQTT_BRIDGE_USER" "mqtt-$MQTT_FORWARDER_USER" "kafka-$KAFKA_USER" clickhouse-default \
+    "clickhouse-$CH_DECODER_USER" "clickhouse-$CH_READER_USER"; do
+    secret "$name" >/dev/null
+  done
+  for name in $MQTT_DEVICES; do secret "mqtt-$name" >/dev/null; done
+}
+
 # A CA and a server certificate for 127.0.0.1 and localhost, signed by it (Mosquitto's and
 # ClickHouse's TLS), generated when missing; the server certificate also when it expires within a
 # day or no longer matches the CA. Keys are mode 600; clients trust $TLS_DIR/ca.pem.
@@ -353,6 +364,7 @@ start_mosquitto() {
   if [ "$SECURE" = 1 ]; then
     port=$MQTT_TLS_PORT
     ensure_port_free mosquitto "$port" STACK_MQTT_TLS_PORT
+    local plugin; plugin=$(dynsec_plugin)
     ensure_tls
     write_mosquitto_dynsec "$dir"
     # Mosquitto 2.0.11 with max_queued_messages 0 closes a client's connection right after the
@@ -366,7 +378,7 @@ certfile $TLS_DIR/server.pem
 keyfile $TLS_DIR/server.key
 tls_version tlsv1.2
 allow_anonymous false
-plugin $(dynsec_plugin)
+plugin $plugin
 plugin_opt_config_file $dir/dynamic-security.json"
   else
     ensure_port_free mosquitto "$port" STACK_MQTT_PORT
@@ -811,6 +823,7 @@ selected_components() {
   for c in "${COMPONENTS[@]}"; do
     for w in ${STACK_COMPONENTS:-${COMPONENTS[*]}}; do [ "$c" = "$w" ] && echo "$c" && break; done
   done
+  return 0
 }
 
 selected() { local c; for c in "${SELECTED[@]}"; do [ "$c" = "$1" ] && return 0; done; return 1; }
@@ -818,8 +831,10 @@ selected() { local c; for c in "${SELECTED[@]}"; do [ "$c" = "$1" ] && return 0;
 cmd=${1:-}
 mkdir -p "$STACK"
 SECURE=$(resolve_mode)
+selected_components >/dev/null # in this shell: an unknown component stops the script here
 mapfile -t SELECTED < <(selected_components)
 [ ${#SELECTED[@]} -gt 0 ] || die "STACK_COMPONENTS selects no component"
+case "$cmd" in up | start | env) [ "$SECURE" = 0 ] || ensure_secrets ;; esac
 case "$cmd" in
   install) install_all ;;
   up)
