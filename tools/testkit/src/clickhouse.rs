@@ -12,7 +12,12 @@ pub use sck_store::tables;
 
 /// Runs a ClickHouse query over HTTP; the body (TabSeparated by default), or the error text.
 pub fn clickhouse(sql: &str) -> Result<String, String> {
-    let mut s = TcpStream::connect(&stack().clickhouse_http).map_err(|e| e.to_string())?;
+    clickhouse_at(&stack().clickhouse_http, sql)
+}
+
+/// [`clickhouse`] against another server's HTTP interface (`host:port`).
+pub fn clickhouse_at(http: &str, sql: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect(http).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
     write!(
