@@ -117,7 +117,10 @@ impl Drill {
                 s.message_timeout.as_secs()
             ),
             Drill::ClickHouseDown => {
-                format!("ClickHouse stopped {} s", s.clickhouse_down.as_secs())
+                format!(
+                    "ClickHouse SIGKILLed, down {} s",
+                    s.clickhouse_down.as_secs()
+                )
             }
             Drill::ClickHouseSlow => format!(
                 "ClickHouse answers 2 s late for {} s, 4x load",
@@ -264,6 +267,12 @@ async fn drive(
         "the stream did not get going: {} acknowledged",
         stream.acked()
     );
+    // The fault lands on a pipeline that is flowing end to end (a consumer group join on tansu
+    // can take seconds), so it meets batches in flight rather than an idle decoder.
+    ensure!(
+        wait_for(Duration::from_secs(60), || tracker.latest() > 0),
+        "nothing reached ClickHouse before the fault"
+    );
     let healed = inject(drill, scale, p, x, &stream).await?;
     stream.finish(Duration::from_secs(300)).await?;
     let all_in = wait_for(Duration::from_secs(240), || tracker.latest() >= total);
@@ -378,7 +387,10 @@ async fn inject(
             );
         }
         Drill::ClickHouseDown => {
-            stack_cmd(&["stop", "clickhouse"]);
+            // SIGKILL: ClickHouse 18.16 stopped with SIGTERM keeps serving open keep-alive
+            // connections (the decoder's) until it is killed 10 s later, so a stop would not
+            // be an outage for the decoder at all.
+            stack_cmd(&["kill", "clickhouse"]);
             let end = Instant::now() + scale.clickhouse_down;
             let mut noticed = false;
             while Instant::now() < end {
@@ -391,6 +403,7 @@ async fn inject(
             stack_cmd(&["start", "clickhouse"]);
             x.note.push(format!("{failed} failed inserts retried"));
             ensure!(noticed, "the decoder never saw ClickHouse down");
+            ensure!(failed > 0.0, "no insert failed while ClickHouse was down");
         }
         Drill::ClickHouseSlow => {
             let proxy = x.proxy.as_ref().context("no proxy")?;
