@@ -11,7 +11,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status build lint unit-test chart-test k8s-render integration-test test bench demo loadtest ceilings drills fuzz
+.PHONY: help up down status build lint unit-test chart-test k8s-render integration-test test bench demo loadtest ceilings drills fuzz fuzz-check
 
 help:
 	@sed -n '2,10p' Makefile
@@ -66,7 +66,7 @@ platform-stack-check:
 current-clickhouse-check:
 	@scripts/check-current-clickhouse.sh
 
-test: lint unit-test settings-check chart-test platform-stack-check current-clickhouse-check integration-test
+test: lint unit-test settings-check chart-test platform-stack-check current-clickhouse-check fuzz-check integration-test
 
 bench:
 	cargo bench -p sck-core --bench decode
@@ -78,6 +78,10 @@ drills:
 # Each fuzz target for FUZZ_SECONDS (60) seconds; crashes saved under fuzz/artifacts/.
 fuzz:
 	@scripts/fuzz.sh
+
+# The fuzz targets built and run over 100,000 inputs each from the seeds (part of make test).
+fuzz-check:
+	@scripts/fuzz.sh check
 
 demo:
 	@scripts/demo.sh
