@@ -4,15 +4,17 @@
 #   make test   lint (fmt, clippy, core purity) + unit tests + settings and deployment checks + integration tests
 #   make demo   start stack + one bridge + one decoder, publish ~20 s of readings, show RESULT
 #   make bench  criterion benchmarks (decode path of both formats, simd-json vs serde_json)
+#   make drills every fault of the failure table in full (docs/drills.md); make test runs them short
+#   make fuzz   cargo-fuzz on the raw parser, the JSON decoder and the whole decode (FUZZ_SECONDS=60 each)
 #   make loadtest / make ceilings   a configurable load (RATE DURATION DEVICES) / throughput vs ceilings
 #   make chart-test / make settings-check / make settings-docs   deployment checks / settings checks / docs/settings.md
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status build lint unit-test chart-test k8s-render integration-test test bench demo loadtest ceilings
+.PHONY: help up down status build lint unit-test chart-test k8s-render integration-test test bench demo loadtest ceilings drills fuzz fuzz-check
 
 help:
-	@sed -n '2,8p' Makefile
+	@sed -n '2,10p' Makefile
 
 up:
 	@scripts/stack.sh up
@@ -64,10 +66,22 @@ platform-stack-check:
 current-clickhouse-check:
 	@scripts/check-current-clickhouse.sh
 
-test: lint unit-test settings-check chart-test platform-stack-check current-clickhouse-check integration-test
+test: lint unit-test settings-check chart-test platform-stack-check current-clickhouse-check fuzz-check integration-test
 
 bench:
 	cargo bench -p sck-core --bench decode
+
+# Every fault drill at full size (release builds), the table also in target/drills/table-full.md.
+drills:
+	@scripts/drills.sh full
+
+# Each fuzz target for FUZZ_SECONDS (60) seconds; crashes saved under fuzz/artifacts/.
+fuzz:
+	@scripts/fuzz.sh
+
+# The fuzz targets built and run over 100,000 inputs each from the seeds (part of make test).
+fuzz-check:
+	@scripts/fuzz.sh check
 
 demo:
 	@scripts/demo.sh

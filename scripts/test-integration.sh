@@ -19,6 +19,8 @@ trap cleanup EXIT
 # The tests stop and start Kafka and kill bridges; they serialise themselves.
 cargo test --workspace --features sck-bridge/integration,sck-decoder/integration,sck-forwarder/integration,sck-loadtest/integration \
   --test '*' -- --test-threads=1
+# Every fault drill in its short form (docs/drills.md); make drills runs them in full.
+scripts/drills.sh short
 scripts/stack.sh check-drops
 # The metric names dashboards, alerts and the autoscaler rely on: a fresh bridge, decoder and forwarder must
 # serve exactly the names of the sample the chart checks use (deploy/charts/sck-ingest/tests/metrics).

@@ -47,9 +47,34 @@ impl<'a> Ascii<'a> {
 
     /// The position in the original payload of byte `at` of [`Ascii::bytes`] (`at` may be one
     /// past the end).
+    ///
+    /// The shift is the number of dropped bytes at or before the result: the `k` with
+    /// `dropped[k] <= at + k`. `dropped[k] - k` never decreases (positions strictly increase),
+    /// so a binary search finds it: a payload with many bad pairs and many dropped bytes costs
+    /// O(problems × log dropped), not the O(problems × dropped) of a scan (found by `fuzz/`:
+    /// 1.2 s for a 328 KB raw payload).
     pub fn original(&self, at: usize) -> usize {
+        let (mut lo, mut hi) = (0, self.dropped.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.dropped[mid] - mid <= at {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        at + lo
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scan `original` replaced, as the oracle of its binary search.
+    fn original_by_scan(dropped: &[usize], at: usize) -> usize {
         let mut shift = 0;
-        for &d in &self.dropped {
+        for &d in dropped {
             if d <= at + shift {
                 shift += 1;
             } else {
@@ -58,11 +83,35 @@ impl<'a> Ascii<'a> {
         }
         at + shift
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    #[test]
+    fn positions_map_back_as_the_scan_did_for_any_dropped_bytes() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for _ in 0..2_000 {
+            let len = next(64) as usize;
+            let payload: Vec<u8> = (0..len)
+                .map(|_| if next(3) == 0 { 0xff } else { b'a' })
+                .collect();
+            let a = Ascii::new(&payload);
+            for at in 0..=a.bytes.len() {
+                assert_eq!(
+                    a.original(at),
+                    original_by_scan(&a.dropped, at),
+                    "{payload:?} at {at}"
+                );
+                // The byte it maps to is the same ASCII byte.
+                if at < a.bytes.len() {
+                    assert_eq!(payload[a.original(at)], a.bytes[at]);
+                }
+            }
+        }
+    }
 
     #[test]
     fn ascii_payloads_are_borrowed_untouched() {

@@ -31,6 +31,7 @@ use crate::registry::SensorKeys;
 
 /// The whole message.
 #[derive(Debug, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Payload<'a> {
     #[serde(borrow)]
     pub data: Vec<Entry<'a>>,
@@ -38,6 +39,7 @@ pub struct Payload<'a> {
 
 /// One timestamp and the sensor values measured then.
 #[derive(Debug, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Entry<'a> {
     #[serde(borrow, default)]
     pub recorded_at: Field<'a>,
@@ -47,12 +49,51 @@ pub struct Entry<'a> {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Sensor<'a> {
     #[serde(borrow, default)]
     pub id: Field<'a>,
     #[serde(borrow, default)]
     pub value: Field<'a>,
 }
+
+/// The three structs are read from JSON objects only. serde's derived struct impls also accept an
+/// array of the fields in order, so `[[]]` would be a payload of no entries (dropped without a
+/// word) and `[["2016-06-08 10:30:00",[[1,21]]]]` a reading: neither is the format, nor read by
+/// the original handler (found by `fuzz/`). `#[serde(remote = "Self")]` turns each derive into an
+/// inherent `deserialize`, which these impls call from a visitor that takes maps alone.
+trait FromObject<'de>: Sized {
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+}
+
+struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: FromObject<'de>> Visitor<'de> for ObjectVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::from_map(map)
+    }
+}
+
+macro_rules! from_objects_only {
+    ($($t:ident),*) => {$(
+        impl<'de: 'a, 'a> FromObject<'de> for $t<'a> {
+            fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+                $t::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        impl<'de: 'a, 'a> Deserialize<'de> for $t<'a> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_map(ObjectVisitor(std::marker::PhantomData))
+            }
+        }
+    )*};
+}
+
+from_objects_only!(Payload, Entry, Sensor);
 
 /// Any JSON value, as far as a reading's fields care.
 #[derive(Debug, Default, PartialEq)]
@@ -675,6 +716,30 @@ mod tests {
         ] {
             assert!(both(s).is_err(), "{s}");
         }
+    }
+
+    /// serde's derived struct impls read an array of the fields in order as the struct; the
+    /// format is objects only (found by fuzz/: `[[]]` was a payload of no entries, dropped
+    /// without a problem, and `[[{…}]]` stored readings).
+    #[test]
+    fn the_structs_in_array_form_are_rejected_whole() {
+        for s in [
+            "[[]]",
+            "[ []]",
+            r#"[[{"recorded_at":"2016-06-08 10:30:00","sensors":[{"id":1,"value":21}]}]]"#,
+            r#"{"data":[["2016-06-08 10:30:00",[{"id":1,"value":21}]]]}"#,
+            r#"{"data":[{"recorded_at":"2016-06-08 10:30:00","sensors":[[1,21],[2,null]]}]}"#,
+            r#"{"data":[["2016-06-08 10:30:00",[[1,21],[2,null]]]]}"#,
+        ] {
+            // (simd-json says "ExpectedMap", serde_json "expected a JSON object")
+            assert!(both(s).is_err(), "{s}");
+        }
+        // The object form of the same readings still decodes.
+        let ok = both(
+            r#"{"data":[{"recorded_at":"2016-06-08 10:30:00","sensors":[{"id":1,"value":21}]}]}"#,
+        )
+        .expect("object form");
+        assert_eq!(ok.readings, vec![r(1, T, 21.0)]);
     }
 
     #[test]

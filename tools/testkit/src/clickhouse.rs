@@ -13,14 +13,23 @@ pub use sck_store::tables;
 /// Runs a ClickHouse query over HTTP as the administrator (on a secure stack, with its
 /// password); the body (TabSeparated by default), or the error text.
 pub fn clickhouse(sql: &str) -> Result<String, String> {
+    clickhouse_at(&stack().clickhouse_http, sql)
+}
+
+/// [`clickhouse`] against another server's HTTP interface (`host:port`), as the administrator.
+pub fn clickhouse_at(http: &str, sql: &str) -> Result<String, String> {
     let admin = stack().secure.as_ref().map(|s| &s.clickhouse_admin);
-    clickhouse_as(admin, sql)
+    post(http, admin, sql)
 }
 
 /// Runs a ClickHouse query over HTTP as `login` (X-ClickHouse-User / X-ClickHouse-Key), or
 /// without credentials; the body, or the error text.
 pub fn clickhouse_as(login: Option<&Login>, sql: &str) -> Result<String, String> {
-    let mut s = TcpStream::connect(&stack().clickhouse_http).map_err(|e| e.to_string())?;
+    post(&stack().clickhouse_http, login, sql)
+}
+
+fn post(http: &str, login: Option<&Login>, sql: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect(http).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
     let auth = login.map_or_else(String::new, |l| {

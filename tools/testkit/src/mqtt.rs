@@ -70,20 +70,35 @@ pub async fn forget_sessions(client_ids: &[String]) {
 /// A QoS 1 publisher that counts the broker's PUBACKs.
 pub struct Publisher {
     pub client: AsyncClient,
+    pub client_id: String,
     pub acked: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Publisher {
-    /// A publisher without a login (the plain stack).
+    /// A publisher with a clean session: what it had not yet got acknowledged when the
+    /// connection broke is dropped at the reconnect (rumqttc keeps it only for a resumed session).
     pub async fn connect() -> Publisher {
-        Publisher::connect_as(None).await
+        Publisher::connect_session(true, None).await
     }
 
-    /// A publisher logged in as `login` (on a secure stack: a device, whose user is its token).
+    /// A publisher with a persistent session, as a device that must not lose readings: across a
+    /// broker restart that kept its session it sends again what was not acknowledged. Remove
+    /// the session afterwards ([`forget_sessions`] with its `client_id`).
+    pub async fn connect_persistent() -> Publisher {
+        Publisher::connect_session(false, None).await
+    }
+
+    /// A clean-session publisher logged in as `login` (on a secure stack: a device, whose user
+    /// is its token).
     pub async fn connect_as(login: Option<&Login>) -> Publisher {
-        let mut o = mqtt_options(&unique("pub"), login);
-        o.set_clean_session(true)
+        Publisher::connect_session(true, login).await
+    }
+
+    async fn connect_session(clean: bool, login: Option<&Login>) -> Publisher {
+        let client_id = unique("pub");
+        let mut o = mqtt_options(&client_id, login);
+        o.set_clean_session(clean)
             .set_inflight(200)
             .set_max_packet_size(1 << 21, 1 << 21)
             .set_keep_alive(Duration::from_secs(30));
@@ -117,6 +132,7 @@ impl Publisher {
             .expect("publisher task alive");
         Publisher {
             client,
+            client_id,
             acked,
             task,
         }

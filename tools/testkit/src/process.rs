@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -39,13 +39,13 @@ impl BridgeSpec {
 /// A service binary of this workspace (`sck-bridge`, `sck-decoder`), built when missing
 /// (`cargo test --workspace` builds them all; a single package's tests may not).
 pub fn bin_path(name: &str) -> PathBuf {
-    // Test executables live in target/<profile>/deps; the binaries one level up.
+    // Test executables live in target/<profile>/deps, the binaries one level up (a tool such
+    // as sck-drills is one of them).
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf();
+    let mut dir = exe.parent().expect("target dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
     let path = dir.join(name);
     // `cargo test --workspace` builds every binary; a narrower run may not have this one.
     if !path.exists() {
