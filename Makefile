@@ -1,5 +1,6 @@
 # sck-ingest: readings ingestion for Smart Citizen Kit sensors (MQTT -> Kafka -> ClickHouse).
 #   make up     install what is missing and start Mosquitto, tansu (Kafka API), ClickHouse, PostgreSQL, Redis
+#               (STACK_SECURE=1 make up: TLS, logins, ACL, SASL, HTTPS as in production; docs/local-stack.md)
 #   make down   stop only what `make up` started
 #   make test   lint (fmt, clippy, core purity) + unit tests + settings and deployment checks + integration tests
 #   make demo   start stack + one bridge + one decoder, publish ~20 s of readings, show RESULT
@@ -14,7 +15,7 @@ SHELL := /bin/bash
 .PHONY: help up down status build lint unit-test chart-test k8s-render integration-test test bench demo loadtest ceilings drills fuzz fuzz-check
 
 help:
-	@sed -n '2,10p' Makefile
+	@sed -n '2,11p' Makefile
 
 up:
 	@scripts/stack.sh up
@@ -66,7 +67,7 @@ platform-stack-check:
 current-clickhouse-check:
 	@scripts/check-current-clickhouse.sh
 
-test: lint unit-test settings-check chart-test platform-stack-check current-clickhouse-check fuzz-check integration-test
+test: lint unit-test settings-check chart-test platform-stack-check current-clickhouse-check fuzz-check secure-stack-check integration-test
 
 bench:
 	cargo bench -p sck-core --bench decode
@@ -78,6 +79,12 @@ drills:
 # Each fuzz target for FUZZ_SECONDS (60) seconds; crashes saved under fuzz/artifacts/.
 fuzz:
 	@scripts/fuzz.sh
+
+# The stack in secure mode (TLS, logins, ACL, SASL/SCRAM, HTTPS) on ports and a directory of its
+# own, with the bridge's and decoder's secure tests (scripts/check-secure-stack.sh).
+.PHONY: secure-stack-check
+secure-stack-check:
+	@scripts/check-secure-stack.sh
 
 # The fuzz targets built and run over 100,000 inputs each from the seeds (part of make test).
 fuzz-check:
