@@ -8,6 +8,7 @@ pub mod clickhouse;
 pub mod docs;
 mod error;
 pub mod kafka;
+pub mod mqtt;
 pub mod registry;
 pub mod service;
 

@@ -5,17 +5,16 @@
 //! are unit-tested without touching the process environment.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 use sck_core::topic::{check_filter, check_share_group};
 use sck_runtime::kafka::KafkaSecurity;
-use sck_runtime::secret::Secret;
 use sck_runtime::settings::docs::PrintSettingsArgs;
 use sck_runtime::settings::kafka::{
     parse_properties, KafkaBrokersArgs, KafkaCompression, KafkaSecurityArgs, KafkaTopicsArgs,
 };
+use sck_runtime::settings::mqtt::{MqttLogin, MqttLoginArgs};
 use sck_runtime::settings::service::{Service, ServiceArgs};
 
 pub use sck_runtime::settings::ConfigError;
@@ -47,25 +46,9 @@ pub struct Args {
     #[arg(long, env = "MQTT_CLIENT_SUFFIX")]
     pub mqtt_client_suffix: Option<String>,
 
-    /// MQTT username (optional).
-    #[arg(long, env = "MQTT_USERNAME")]
-    pub mqtt_username: Option<String>,
-
-    /// MQTT password (never logged).
-    #[arg(long, env = "MQTT_PASSWORD", hide_env_values = true)]
-    pub mqtt_password: Option<Secret>,
-
-    /// Connect to the MQTT broker over TLS.
-    #[arg(long, env = "MQTT_TLS", default_value_t = false, action = clap::ArgAction::Set)]
-    pub mqtt_tls: bool,
-
-    /// PEM file of the CA that signed the broker's certificate [default: the system's roots].
-    #[arg(long, env = "MQTT_CA_FILE")]
-    pub mqtt_ca_file: Option<PathBuf>,
-
-    /// MQTT keep-alive interval, seconds.
-    #[arg(long, env = "MQTT_KEEP_ALIVE_SECS", default_value_t = 30)]
-    pub mqtt_keep_alive_secs: u64,
+    // MQTT_USERNAME, MQTT_PASSWORD, MQTT_TLS, MQTT_CA_FILE, MQTT_KEEP_ALIVE_SECS (shared with the other MQTT client).
+    #[command(flatten)]
+    pub mqtt_login: MqttLoginArgs,
 
     /// How long the broker keeps this bridge's session (and messages queued for it) while it
     /// is disconnected, seconds.
@@ -156,10 +139,7 @@ pub struct Config {
     pub mqtt_host: String,
     pub mqtt_port: u16,
     pub client_id: String,
-    pub mqtt_credentials: Option<(String, Secret)>,
-    pub mqtt_tls: bool,
-    pub mqtt_ca_file: Option<PathBuf>,
-    pub mqtt_keep_alive: Duration,
+    pub mqtt_login: MqttLogin,
     pub mqtt_session_expiry_secs: u32,
     /// Full subscription filters, `$share/…` or `$queue/…` already applied.
     pub subscriptions: Vec<String>,
@@ -198,29 +178,7 @@ impl Args {
             .unwrap_or_else(sck_runtime::hostname);
         let client_id = format!("{client}-{suffix}");
 
-        let mqtt_credentials = match (self.mqtt_username, self.mqtt_password) {
-            (Some(u), Some(p)) => Some((u, p)),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(ConfigError::missing(
-                    "MQTT_PASSWORD",
-                    "when MQTT_USERNAME is set",
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::missing(
-                    "MQTT_USERNAME",
-                    "when MQTT_PASSWORD is set",
-                ))
-            }
-        };
-        if self.mqtt_ca_file.is_some() && !self.mqtt_tls {
-            return Err(ConfigError::invalid(
-                "MQTT_TLS",
-                "true when MQTT_CA_FILE is set",
-                self.mqtt_tls,
-            ));
-        }
+        let mqtt_login = self.mqtt_login.validate()?;
         let subscriptions = subscriptions(
             self.mqtt_topics,
             &self.mqtt_shared_group,
@@ -236,7 +194,6 @@ impl Args {
             ));
         }
         at_least("MAX_PAYLOAD_BYTES", self.max_payload_bytes as u64, 1)?;
-        at_least("MQTT_KEEP_ALIVE_SECS", self.mqtt_keep_alive_secs, 5)?;
         at_least(
             "KAFKA_TOPIC_PARTITIONS",
             self.kafka_topic_partitions.max(0) as u64,
@@ -257,10 +214,7 @@ impl Args {
             mqtt_host,
             mqtt_port: self.mqtt_port,
             client_id,
-            mqtt_credentials,
-            mqtt_tls: self.mqtt_tls,
-            mqtt_ca_file: self.mqtt_ca_file,
-            mqtt_keep_alive: Duration::from_secs(self.mqtt_keep_alive_secs),
+            mqtt_login,
             mqtt_session_expiry_secs: self.mqtt_session_expiry_secs,
             subscriptions,
             max_payload_bytes: self.max_payload_bytes,
@@ -376,21 +330,21 @@ mod tests {
         for (flag, field) in [
             ("--mqtt-host", &mut a.mqtt_host),
             ("--mqtt-client", &mut a.mqtt_client),
-            ("--mqtt-username", &mut a.mqtt_username),
+            ("--mqtt-username", &mut a.mqtt_login.mqtt_username),
         ] {
             if !extra.iter().any(|e| e.starts_with(&format!("{flag}="))) {
                 *field = None;
             }
         }
         if !extra.iter().any(|e| e.starts_with("--mqtt-password=")) {
-            a.mqtt_password = None;
+            a.mqtt_login.mqtt_password = None;
         }
         if !extra.iter().any(|e| e.starts_with("--mqtt-topics")) {
             a.mqtt_topics.clear();
         }
         a.mqtt_client_suffix = Some("pod-0".into());
-        a.mqtt_ca_file = None;
-        a.mqtt_tls = extra.contains(&"--mqtt-tls=true");
+        a.mqtt_login.mqtt_ca_file = None;
+        a.mqtt_login.mqtt_tls = extra.contains(&"--mqtt-tls=true");
         a.mqtt_queue_subscription = extra.contains(&"--mqtt-queue-subscription=true");
         a.kafka_security.kafka_security_protocol = "plaintext".into();
         a
@@ -401,7 +355,7 @@ mod tests {
         let c = args(&["--mqtt-username=u", "--mqtt-password=hunter2"])
             .validate()
             .expect("valid");
-        let (user, pass) = c.mqtt_credentials.clone().expect("credentials");
+        let (user, pass) = c.mqtt_login.credentials.clone().expect("credentials");
         assert_eq!((user.as_str(), pass.expose()), ("u", "hunter2"));
         assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
     }
@@ -566,7 +520,7 @@ mod tests {
             assert_eq!(args(&argv).validate().unwrap_err(), want, "{argv:?}");
         }
         let mut a = args(&[]);
-        a.mqtt_password = Some("hunter2".into());
+        a.mqtt_login.mqtt_password = Some("hunter2".into());
         let err = a.validate().unwrap_err();
         assert_eq!(
             err,
@@ -623,7 +577,7 @@ mod tests {
     #[test]
     fn ca_file_needs_tls() {
         let mut a = args(&[]);
-        a.mqtt_ca_file = Some("/ca.pem".into());
+        a.mqtt_login.mqtt_ca_file = Some("/ca.pem".into());
         assert_eq!(
             a.validate().unwrap_err(),
             ConfigError::invalid("MQTT_TLS", "true when MQTT_CA_FILE is set", false)

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
-use rumqttc::{Outgoing, Transport};
+use rumqttc::Outgoing;
 use sck_core::backoff::Backoff;
 use sck_runtime::backoff_sleep;
 use sck_runtime::http::Readiness;
@@ -32,32 +32,18 @@ use crate::metrics::Metrics;
 /// MQTT's own packet size limit: accepting anything the broker sends means an oversized
 /// message is dead-lettered instead of breaking the connection in a redelivery loop.
 const MQTT_MAX_PACKET: u32 = 268_435_455;
-/// CA bundle used for MQTT TLS when MQTT_CA_FILE is not set (Debian / distroless path).
-const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 pub fn options(cfg: &Config) -> anyhow::Result<MqttOptions> {
     let mut o = MqttOptions::new(&cfg.client_id, &cfg.mqtt_host, cfg.mqtt_port);
     let receive_maximum = u16::try_from(cfg.max_in_flight).context("MAX_IN_FLIGHT over 65535")?;
-    o.set_keep_alive(cfg.mqtt_keep_alive)
-        // Persistent session + stable client id: a restarted bridge resumes where it stopped,
-        // and the broker keeps the session (and its queued messages) this long while it is away.
-        .set_clean_start(false)
+    // Persistent session + stable client id: a restarted bridge resumes where it stopped, and
+    // the broker keeps the session (and its queued messages) this long while it is away.
+    o.set_clean_start(false)
         .set_session_expiry_interval(Some(cfg.mqtt_session_expiry_secs))
         .set_receive_maximum(Some(receive_maximum))
         .set_manual_acks(true)
         .set_max_packet_size(Some(MQTT_MAX_PACKET));
-    if let Some((user, pass)) = &cfg.mqtt_credentials {
-        o.set_credentials(user, pass.expose());
-    }
-    if cfg.mqtt_tls {
-        let path = cfg
-            .mqtt_ca_file
-            .clone()
-            .unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
-        let ca = std::fs::read(&path)
-            .with_context(|| format!("reading MQTT CA file {}", path.display()))?;
-        o.set_transport(Transport::tls(ca, None, None));
-    }
+    cfg.mqtt_login.apply(&mut o)?;
     Ok(o)
 }
 

@@ -4,7 +4,6 @@
 //! rule that can reject a start-up, so those rules are unit-tested without the environment.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -15,6 +14,7 @@ use sck_runtime::settings::docs::PrintSettingsArgs;
 use sck_runtime::settings::kafka::{
     parse_properties, KafkaBrokersArgs, KafkaSecurityArgs, KafkaTopicsArgs,
 };
+use sck_runtime::settings::mqtt::{MqttLogin, MqttLoginArgs};
 use sck_runtime::settings::service::{Service, ServiceArgs};
 
 pub use sck_runtime::settings::ConfigError;
@@ -76,25 +76,9 @@ pub struct Args {
     #[arg(long, env = "MQTT_CLIENT", default_value = "sck-forwarder")]
     pub mqtt_client: String,
 
-    /// MQTT username (optional).
-    #[arg(long, env = "MQTT_USERNAME")]
-    pub mqtt_username: Option<String>,
-
-    /// MQTT password (never logged).
-    #[arg(long, env = "MQTT_PASSWORD", hide_env_values = true)]
-    pub mqtt_password: Option<Secret>,
-
-    /// Connect to the MQTT broker over TLS.
-    #[arg(long, env = "MQTT_TLS", default_value_t = false, action = clap::ArgAction::Set)]
-    pub mqtt_tls: bool,
-
-    /// PEM file of the CA that signed the broker's certificate [default: the system's roots].
-    #[arg(long, env = "MQTT_CA_FILE")]
-    pub mqtt_ca_file: Option<PathBuf>,
-
-    /// MQTT keep-alive interval, seconds.
-    #[arg(long, env = "MQTT_KEEP_ALIVE_SECS", default_value_t = 30)]
-    pub mqtt_keep_alive_secs: u64,
+    // MQTT_USERNAME, MQTT_PASSWORD, MQTT_TLS, MQTT_CA_FILE, MQTT_KEEP_ALIVE_SECS (shared with the other MQTT client).
+    #[command(flatten)]
+    pub mqtt_login: MqttLoginArgs,
 
     /// The platform's PostgreSQL (`postgres://user:password@host:port/database`), read for
     /// `devices.enable_forwarding` and the owner's `users.forwarding_token` (SELECT is enough;
@@ -179,10 +163,7 @@ pub struct Config {
     pub mqtt_host: String,
     pub mqtt_port: u16,
     pub mqtt_client_id: String,
-    pub mqtt_credentials: Option<(String, Secret)>,
-    pub mqtt_tls: bool,
-    pub mqtt_ca_file: Option<PathBuf>,
-    pub mqtt_keep_alive: Duration,
+    pub mqtt_login: MqttLogin,
     pub registry_url: Secret,
     pub refresh: Duration,
     pub negative_cache: usize,
@@ -227,32 +208,9 @@ impl Args {
                 "[redacted]",
             ));
         }
-        let mqtt_credentials = match (self.mqtt_username, self.mqtt_password) {
-            (Some(u), Some(p)) => Some((u, p)),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(ConfigError::missing(
-                    "MQTT_PASSWORD",
-                    "when MQTT_USERNAME is set",
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::missing(
-                    "MQTT_USERNAME",
-                    "when MQTT_PASSWORD is set",
-                ))
-            }
-        };
-        if self.mqtt_ca_file.is_some() && !self.mqtt_tls {
-            return Err(ConfigError::invalid(
-                "MQTT_TLS",
-                "true when MQTT_CA_FILE is set",
-                self.mqtt_tls,
-            ));
-        }
+        let mqtt_login = self.mqtt_login.validate()?;
         sck_runtime::settings::not_blank("MQTT_HOST", &self.mqtt_host)?;
         sck_runtime::settings::not_blank("MQTT_CLIENT", &self.mqtt_client)?;
-        at_least("MQTT_KEEP_ALIVE_SECS", self.mqtt_keep_alive_secs, 5)?;
         at_least("FORWARD_MAX_ATTEMPTS", self.forward_max_attempts.into(), 1)?;
         at_least("FORWARD_RETRY_INITIAL_MS", self.forward_retry_initial_ms, 1)?;
         at_least(
@@ -328,10 +286,7 @@ impl Args {
             mqtt_host: self.mqtt_host,
             mqtt_port: self.mqtt_port,
             mqtt_client_id: format!("{}-{hostname}", self.mqtt_client),
-            mqtt_credentials,
-            mqtt_tls: self.mqtt_tls,
-            mqtt_ca_file: self.mqtt_ca_file,
-            mqtt_keep_alive: Duration::from_secs(self.mqtt_keep_alive_secs),
+            mqtt_login,
             registry_url,
             refresh: Duration::from_secs(self.forwarder_refresh_secs),
             negative_cache: self.forwarder_negative_cache,

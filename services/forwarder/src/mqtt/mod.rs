@@ -21,7 +21,7 @@ use anyhow::Context;
 use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
-use rumqttc::{Outgoing, Transport};
+use rumqttc::Outgoing;
 use sck_core::backoff::Backoff;
 use sck_runtime::http::Readiness;
 use tokio::sync::{mpsc, watch};
@@ -33,29 +33,15 @@ use inflight::Inflight;
 
 /// Failure reason of a publish whose connection broke before its PUBACK.
 pub const CONNECTION_LOST: &str = "connection_lost";
-/// CA bundle used for MQTT TLS when MQTT_CA_FILE is not set (Debian / distroless path).
-const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// Readiness check name.
 pub const READINESS_CHECK: &str = "mqtt";
 
 pub fn options(cfg: &Config) -> anyhow::Result<MqttOptions> {
     let mut o = MqttOptions::new(&cfg.mqtt_client_id, &cfg.mqtt_host, cfg.mqtt_port);
     let limit = u16::try_from(cfg.max_in_flight).context("FORWARD_MAX_IN_FLIGHT over 65535")?;
-    o.set_keep_alive(cfg.mqtt_keep_alive)
-        .set_clean_start(true)
+    o.set_clean_start(true)
         .set_outgoing_inflight_upper_limit(limit);
-    if let Some((user, pass)) = &cfg.mqtt_credentials {
-        o.set_credentials(user, pass.expose());
-    }
-    if cfg.mqtt_tls {
-        let path = cfg
-            .mqtt_ca_file
-            .clone()
-            .unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
-        let ca = std::fs::read(&path)
-            .with_context(|| format!("reading MQTT CA file {}", path.display()))?;
-        o.set_transport(Transport::tls(ca, None, None));
-    }
+    cfg.mqtt_login.apply(&mut o)?;
     Ok(o)
 }
 
