@@ -10,16 +10,16 @@
 //! - the readings read back: written again by `sck_core::encode` and decoded, they are the same
 //!   readings, with no problem ([`raw_round_trip`], [`json_round_trip`]).
 //!
-//! The two oracles are copies of the ones in `crates/core/src/proptests.rs`, which are private
-//! to sck-core's tests (the seeded stand-in `crates/core/src/seeded.rs` uses them through
-//! `check_nothing_silently_lost`). Change both together.
+//! The two oracles are sck-core's own (`sck_core::oracle`, public with its `oracle` feature),
+//! the ones its property tests and seeded stand-in use.
 
 use std::fmt::Write as _;
 
 use sck_core::encode::{self, Utc};
-use sck_core::json::{self, JsonDecoder, Payload};
+use sck_core::json::{self, JsonDecoder};
+use sck_core::oracle;
 use sck_core::raw;
-use sck_core::reading::{self, Decoded, Limits, Reading};
+use sck_core::reading::{Decoded, Limits, Reading};
 
 /// The decoder's clock, as in sck-core's property tests: readings up to one day after
 /// 2027-01-15 are in the window.
@@ -133,94 +133,15 @@ pub fn json_round_trip(payload: &[u8], readings: &[Reading]) {
     );
 }
 
-/// The JSON decoder's path with serde_json instead of simd-json: parse, and on failure (or an
-/// entry without `sensors` in a non-ASCII payload) the same repaired second try. A copy of
-/// `sck_core::json::decode_with_serde_json`, which only sck-core's tests can call.
+/// The JSON decoder's path with serde_json instead of simd-json (sck-core's, through its
+/// `oracle` feature), on the fuzz clock.
 pub fn decode_with_serde_json(payload: &[u8], out: &mut Decoded) -> Result<(), String> {
-    let first = match serde_json::from_slice::<Payload<'_>>(payload) {
-        Ok(parsed) if !json::lacks_sensors(&parsed) || payload.is_ascii() => {
-            json::push_payload(&parsed, &LIMITS, out);
-            return Ok(());
-        }
-        Ok(_) => "an entry lacks sensors".to_string(),
-        Err(e) => e.to_string(),
-    };
-    let (repaired, dropped) = json::repair(payload).ok_or(first.clone())?;
-    let parsed: Payload<'_> = serde_json::from_slice(&repaired).map_err(|_| first)?;
-    out.dropped_bytes += dropped;
-    json::push_payload(&parsed, &LIMITS, out);
-    Ok(())
+    json::decode_with_serde_json(payload, &LIMITS, out).map_err(|e| e.to_string())
 }
 
-/// Oracle: a raw payload holds no reading at all. Independent of the parser: the text is
-/// cut into `key:value` tokens, and only `t:<a timestamp that validates>` (once) and
-/// `<key>:null` hold nothing. (A copy of sck-core's `proptests::raw_holds_no_reading`.)
+/// sck-core's raw oracle on the fuzz clock: the payload holds no reading at all.
 pub fn raw_holds_no_reading(payload: &[u8]) -> bool {
-    let text: Vec<u8> = payload.iter().copied().filter(u8::is_ascii).collect();
-    let junk = |c: &u8| *c <= b' ' || *c == 0x7f;
-    let start = text.iter().position(|c| !junk(c)).unwrap_or(text.len());
-    let end = text.iter().rposition(|c| !junk(c)).map_or(0, |e| e + 1);
-    if end < start + 2 || text[start] != b'{' || text[end - 1] != b'}' {
-        return false;
-    }
-    let inner = String::from_utf8_lossy(&text[start + 1..end - 1]).into_owned();
-    // Whitespace around ':' belongs to the pair, not between pairs.
-    let mut joined = String::new();
-    for c in inner.chars() {
-        if c == ':' {
-            while joined.ends_with([' ', '\t', '\r', '\n']) {
-                joined.pop();
-            }
-        }
-        let after_colon = joined.ends_with(':');
-        if !(after_colon && [' ', '\t', '\r', '\n'].contains(&c)) {
-            joined.push(c);
-        }
-    }
-    let mut times = 0;
-    let mut tokens: Vec<&str> = joined.split([' ', '\t', '\r', '\n', ',']).rev().collect();
-    while let Some(token) = tokens.pop() {
-        match token.split_once(':') {
-            None if token.is_empty() => {}
-            Some(("t", ts)) => {
-                // A timestamp ends at its Z; what is glued to it is the next token.
-                let (ts, glued) = match ts.find(['Z', 'z']) {
-                    Some(z) => ts.split_at(z + 1),
-                    None => (ts, ""),
-                };
-                if reading::check_time(&LIMITS, ts).is_err() {
-                    return false;
-                }
-                times += 1;
-                tokens.push(glued);
-            }
-            Some((key, "null")) if !key.is_empty() => {}
-            _ => return false,
-        }
-    }
-    times <= 1
+    oracle::raw_holds_no_reading(payload, &LIMITS)
 }
 
-/// Oracle: a JSON payload holds no reading at all: it is `{"data":[…]}` and no sensor of any
-/// entry has a value other than `null`. (A copy of sck-core's `proptests::json_holds_no_reading`.)
-pub fn json_holds_no_reading(payload: &[u8]) -> bool {
-    let repaired = json::repair(payload).map_or_else(|| payload.to_vec(), |(r, _)| r);
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&repaired) else {
-        return false;
-    };
-    let Some(data) = v.get("data").and_then(|d| d.as_array()) else {
-        return false;
-    };
-    data.iter().all(|entry| match entry.as_object() {
-        None => false,
-        Some(entry) => match entry.get("sensors") {
-            None => true,
-            Some(sensors) => sensors.as_array().is_some_and(|a| {
-                a.iter().all(|s| {
-                    s.as_object()
-                        .is_some_and(|s| s.get("value") == Some(&serde_json::Value::Null))
-                })
-            }),
-        },
-    })
-}
+pub use sck_core::oracle::json_holds_no_reading;

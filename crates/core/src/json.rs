@@ -327,9 +327,10 @@ fn parse<'b, T: Deserialize<'b>>(
     simd_json::serde::from_slice_with_buffers(buf, buffers)
 }
 
-/// The serde_json path for the same structs, with the same repair fallback: the tests check that
-/// both parsers agree (the benchmark has its own copy; serde_json is a dev-dependency only).
-#[cfg(test)]
+/// The serde_json path for the same structs, with the same repair fallback: the tests and the
+/// fuzz targets check that both parsers agree (the benchmark has its own copy; serde_json is a
+/// dependency only of the tests and of the `oracle` feature).
+#[cfg(any(test, feature = "oracle"))]
 pub fn decode_with_serde_json(
     payload: &[u8],
     limits: &Limits,

@@ -11,6 +11,8 @@ pub mod encode;
 pub mod envelope;
 pub mod json;
 pub mod latest;
+#[cfg(any(test, feature = "oracle"))]
+pub mod oracle;
 pub mod raw;
 pub mod reading;
 pub mod registry;

@@ -13,9 +13,10 @@ use proptest::prelude::*;
 
 use crate::decode::Decoder;
 use crate::encode::{self, Spell};
-use crate::json::{decode_with_serde_json, repair, JsonDecoder};
+use crate::json::{decode_with_serde_json, JsonDecoder};
+use crate::oracle::{json_holds_no_reading, raw_holds_no_reading};
 use crate::raw;
-use crate::reading::{self, Decoded, Limits, Reading};
+use crate::reading::{Decoded, Limits, Reading};
 use crate::timestamp::format_utc;
 
 pub(crate) const LIMITS: Limits = Limits {
@@ -308,79 +309,6 @@ fn mutate(mut b: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
     b
 }
 
-/// Oracle: a raw payload holds no reading at all. Independent of the parser: the text is
-/// cut into `key:value` tokens, and only `t:<a timestamp that validates>` (once) and
-/// `<key>:null` hold nothing.
-fn raw_holds_no_reading(payload: &[u8]) -> bool {
-    let text: Vec<u8> = payload.iter().copied().filter(u8::is_ascii).collect();
-    let junk = |c: &u8| *c <= b' ' || *c == 0x7f;
-    let start = text.iter().position(|c| !junk(c)).unwrap_or(text.len());
-    let end = text.iter().rposition(|c| !junk(c)).map_or(0, |e| e + 1);
-    if end < start + 2 || text[start] != b'{' || text[end - 1] != b'}' {
-        return false;
-    }
-    let inner = String::from_utf8_lossy(&text[start + 1..end - 1]).into_owned();
-    // Whitespace around ':' belongs to the pair, not between pairs.
-    let mut joined = String::new();
-    for c in inner.chars() {
-        if c == ':' {
-            while joined.ends_with([' ', '\t', '\r', '\n']) {
-                joined.pop();
-            }
-        }
-        let after_colon = joined.ends_with(':');
-        if !(after_colon && [' ', '\t', '\r', '\n'].contains(&c)) {
-            joined.push(c);
-        }
-    }
-    let mut times = 0;
-    let mut tokens: Vec<&str> = joined.split([' ', '\t', '\r', '\n', ',']).rev().collect();
-    while let Some(token) = tokens.pop() {
-        match token.split_once(':') {
-            None if token.is_empty() => {}
-            Some(("t", ts)) => {
-                // A timestamp ends at its Z; what is glued to it is the next token.
-                let (ts, glued) = match ts.find(['Z', 'z']) {
-                    Some(z) => ts.split_at(z + 1),
-                    None => (ts, ""),
-                };
-                if reading::check_time(&LIMITS, ts).is_err() {
-                    return false;
-                }
-                times += 1;
-                tokens.push(glued);
-            }
-            Some((key, "null")) if !key.is_empty() => {}
-            _ => return false,
-        }
-    }
-    times <= 1
-}
-
-/// Oracle: a JSON payload holds no reading at all: it is `{"data":[…]}` and no sensor of any
-/// entry has a value other than `null`.
-fn json_holds_no_reading(payload: &[u8]) -> bool {
-    let repaired = repair(payload).map_or_else(|| payload.to_vec(), |(r, _)| r);
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&repaired) else {
-        return false;
-    };
-    let Some(data) = v.get("data").and_then(|d| d.as_array()) else {
-        return false;
-    };
-    data.iter().all(|entry| match entry.as_object() {
-        None => false,
-        Some(entry) => match entry.get("sensors") {
-            None => true,
-            Some(sensors) => sensors.as_array().is_some_and(|a| {
-                a.iter().all(|s| {
-                    s.as_object()
-                        .is_some_and(|s| s.get("value") == Some(&serde_json::Value::Null))
-                })
-            }),
-        },
-    })
-}
-
 /// [`nothing_silently_lost`] for tests outside proptest (the seeded corpus): the failure text.
 pub(crate) fn check_nothing_silently_lost(payload: &[u8]) -> Result<(), String> {
     nothing_silently_lost(payload).map_err(|e| e.to_string())
@@ -391,7 +319,10 @@ fn nothing_silently_lost(payload: &[u8]) -> Result<(), TestCaseError> {
     let mut decoder = Decoder::default();
     let mut out = Decoded::default();
     for (topic, holds_none) in [
-        ("device/sck/tok/readings/raw", raw_holds_no_reading(payload)),
+        (
+            "device/sck/tok/readings/raw",
+            raw_holds_no_reading(payload, &LIMITS),
+        ),
         ("device/sck/tok/readings", json_holds_no_reading(payload)),
     ] {
         decoder.decode(Some(topic), payload, &LIMITS, &mut out);
@@ -462,7 +393,7 @@ fn the_oracles_know_an_empty_message_from_a_full_one() {
         "{1:null, 2 : null ,t:2024-09-25T13:19:38Z}",
         "{t:2024-09-25T13:19:38Z1:null}",
     ] {
-        assert!(raw_holds_no_reading(empty.as_bytes()), "{empty:?}");
+        assert!(raw_holds_no_reading(empty.as_bytes(), &LIMITS), "{empty:?}");
     }
     for full in [
         "{t:2017-03-24T13:35:14Z4:114}",
@@ -471,7 +402,7 @@ fn the_oracles_know_an_empty_message_from_a_full_one() {
         "{t:2024-09-25T13:19:38Z,t:2024-09-25T13:19:38Z}",
         "x",
     ] {
-        assert!(!raw_holds_no_reading(full.as_bytes()), "{full:?}");
+        assert!(!raw_holds_no_reading(full.as_bytes(), &LIMITS), "{full:?}");
     }
     assert!(json_holds_no_reading(
         br#"{"data":[{"sensors":[{"id":1,"value":null}]},{}]}"#
