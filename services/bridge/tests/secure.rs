@@ -9,6 +9,7 @@
 //! - anonymous clients, wrong passwords and plaintext clients are refused by the broker;
 //! - a device publishes only under its own token, and can neither subscribe to other devices'
 //!   topics nor join the bridge's shared subscription to take its messages.
+#![cfg(feature = "secure")]
 
 use std::time::{Duration, Instant};
 

@@ -11,6 +11,7 @@
 //!   decoder up and unready, saying why;
 //! - tansu refuses plaintext clients and wrong SCRAM passwords;
 //! - no password of the stack appears in any service log, `--help` output or `/metrics` body.
+#![cfg(feature = "secure")]
 
 use std::process::Command;
 use std::time::Duration;
