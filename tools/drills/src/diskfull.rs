@@ -75,10 +75,15 @@ impl DiskFullServer {
         Ok(me)
     }
 
-    /// Writes zeros until the filesystem has no block left; returns the bytes written.
+    /// Appends zeros to the filler until the filesystem has no block left; returns the bytes
+    /// written. Called again while the disk is to stay full: ClickHouse frees blocks as it
+    /// merges parts and removes the old ones, and small inserts would fit in them.
     pub fn fill(&self) -> anyhow::Result<u64> {
         use std::io::Write;
-        let mut f = std::fs::File::create(self.mount.join("filler"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.mount.join("filler"))?;
         let chunk = vec![0u8; 1 << 20];
         let mut written = 0u64;
         loop {

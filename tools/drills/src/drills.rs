@@ -460,8 +460,12 @@ async fn inject(
         }
         Drill::DiskFull => {
             let disk = x.disk.as_ref().context("no disk-full server")?;
-            let filled = disk.fill()?;
-            tokio::time::sleep(scale.disk_full_for).await;
+            let mut filled = disk.fill()?;
+            let end = Instant::now() + scale.disk_full_for;
+            while Instant::now() < end {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                filled += disk.fill()?;
+            }
             let failed = insert_errors(p);
             disk.free()?;
             let said = disk
