@@ -39,8 +39,13 @@ fuzz_target!(|payload: &[u8]| {
     if let (Ok(()), Ok(())) = (&result, decode_with_serde_json(payload, &mut twin)) {
         let problems =
             |d: &Decoded| -> Vec<_> { d.problems.iter().map(|p| (p.kind, p.sensor_id)).collect() };
+        // serde_json does not check UTF-8 inside strings it skips (unknown keys), so on such a
+        // payload its first parse can succeed where simd-json's fails and takes the repaired
+        // path (non-ASCII bytes dropped, e.g. a BOM inside the timestamp): only valid UTF-8 is
+        // compared (found in CI: `"2016-06-08 \u{feff}10:30:00"` beside an invalid byte).
         assert!(
             has_minus_zero(payload)
+                || std::str::from_utf8(payload).is_err()
                 || (&out.readings, problems(&out)) == (&twin.readings, problems(&twin)),
             "json: simd-json decoded {out:?}, serde_json {twin:?}: {}",
             shown(payload)
